@@ -1,0 +1,269 @@
+"""fork_from_worker_thread(): the fork, its guard, the child prelude."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+import _interpreters
+import pytest
+import trio
+
+from _childio import ChildPipe, send_line
+from tractor_subint.spawn._subint_forkserver import (
+    ChildExit,
+    ForkedProcess,
+    SubintExecError,
+    fork_from_worker_thread,
+    run_subint_in_worker_thread,
+    wait_child,
+)
+from tractor_subint.testing import trio_parent_test
+
+
+async def fork(target, **kwargs) -> int:
+    return await trio.to_thread.run_sync(
+        lambda: fork_from_worker_thread(target, **kwargs)
+    )
+
+
+@trio_parent_test(timeout=20)
+async def test_fork_while_trio_runs_child_thread_is_main():
+    pipe = ChildPipe()
+
+    def child():
+        me = threading.current_thread()
+        send_line(pipe.write_fd, json.dumps({
+            'is_main': me is threading.main_thread(),
+            'name': me.name,
+            'threads': threading.active_count(),
+            'gettid_is_pid': threading.get_native_id() == os.getpid(),
+        }))
+
+    pid = await fork(child, thread_name='test-forker', keep_fds=pipe.keep_fds)
+    pipe.parent_side()
+    report = json.loads(await pipe.receive_line())
+    async with ForkedProcess(pid) as proc:
+        pass
+    await pipe.aclose()
+
+    assert proc.returncode == 0, proc.exit_status
+    assert report == {
+        'is_main': True, 'name': 'test-forker', 'threads': 1, 'gettid_is_pid': True,
+    }
+
+
+def _raise_boom():
+    raise ValueError('boom 42')
+
+
+@trio_parent_test(timeout=20)
+async def test_child_target_raising_reaches_parent_with_traceback():
+    pid = await fork(_raise_boom)
+    ok, status = await trio.to_thread.run_sync(wait_child, pid)
+
+    assert not ok
+    assert status.startswith(f'rc={ChildExit.TARGET_RAISED} (child target raised)')
+    assert 'ValueError: boom 42' in status
+    assert 'in _raise_boom' in status  # the child's own traceback, not ours
+
+
+@trio_parent_test(timeout=20)
+async def test_forked_process_exposes_child_exception():
+    async with ForkedProcess(await fork(_raise_boom)) as proc:
+        pass
+    assert proc.returncode == ChildExit.TARGET_RAISED
+    assert proc.child_exception is not None
+    assert proc.child_exception.type_name == 'builtins.ValueError'
+    assert proc.child_exception.message == 'boom 42'
+    assert 'in _raise_boom' in proc.child_exception.traceback
+
+
+@pytest.mark.parametrize(('code', 'expected_rc'), [(None, 0), (5, 5), ('msg', 1)])
+@trio_parent_test(timeout=20)
+async def test_target_sys_exit_sets_exit_code(code, expected_rc):
+    def child():
+        raise SystemExit(code)
+
+    ok, status = await trio.to_thread.run_sync(wait_child, await fork(child))
+    assert ok == (expected_rc == 0)
+    assert status.startswith(f'rc={expected_rc}')
+
+
+@trio_parent_test(timeout=20)
+async def test_wait_child_expect_failure_inverts_ok():
+    pid = await fork(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    ok, status = await trio.to_thread.run_sync(
+        lambda: wait_child(pid, expect_exit_ok=False)
+    )
+    assert ok
+    assert status == 'signal=SIGKILL (killed by signal 9)'
+
+
+def _pipe_id(fd: int) -> str:
+    return f'pipe:[{os.fstat(fd).st_ino}]'
+
+
+@trio_parent_test(timeout=20)
+async def test_prelude_closes_inherited_fds_and_keeps_requested():
+    report_pipe = ChildPipe()
+    kept_r, kept_w = os.pipe()
+    stray_r, stray_w = os.pipe()  # the child must not keep stray_w open
+    hold_r, hold_w = os.pipe()  # the child lives until we close hold_w
+
+    def child():
+        fds = {}
+        for fd in os.listdir('/proc/self/fd'):
+            try:
+                fds[int(fd)] = os.readlink(f'/proc/self/fd/{fd}')
+            except FileNotFoundError:
+                pass  # the directory fd used for the listing, now closed
+        send_line(report_pipe.write_fd, json.dumps(fds))
+        os.write(kept_w, b'kept-works')
+        os.read(hold_r, 1)
+
+    pid = await fork(child, keep_fds=(*report_pipe.keep_fds, kept_w, hold_r))
+    proc = ForkedProcess(pid)
+    report_pipe.parent_side()
+    stray_pipe = _pipe_id(stray_r)
+    for fd in (kept_w, stray_w, hold_r):
+        os.close(fd)
+    try:
+        child_fds = {
+            int(fd): target
+            for fd, target in json.loads(await report_pipe.receive_line()).items()
+        }
+        # Behaviour, not just numbers: with the child alive, the stray pipe
+        # reads EOF, i.e. the child holds no copy of its write end.
+        assert await trio.to_thread.run_sync(os.read, stray_r, 1) == b''
+        assert os.read(kept_r, 64) == b'kept-works'
+    finally:
+        os.close(hold_w)
+        await proc.wait()
+        await report_pipe.aclose()
+        os.close(stray_r)
+        os.close(kept_r)
+
+    assert proc.returncode == 0, proc.exit_status
+    assert {0, 1, 2, report_pipe.write_fd, kept_w, hold_r} <= child_fds.keys()
+    assert stray_pipe not in child_fds.values()
+    # Besides those, the child holds only its own exception-report pipe.
+    extra = child_fds.keys() - {0, 1, 2, report_pipe.write_fd, kept_w, hold_r}
+    assert len(extra) == 1 and child_fds[extra.pop()].startswith('pipe:')
+
+
+@trio_parent_test(timeout=20)
+async def test_prelude_resets_signal_state_inherited_from_trio():
+    # trio.run has installed its SIGINT handler and a wakeup fd in this
+    # process; the child must not inherit either.
+    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    pipe = ChildPipe()
+
+    def child():
+        send_line(pipe.write_fd, json.dumps({
+            'sigint_default': signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+            'wakeup_fd': signal.set_wakeup_fd(-1),
+            'blocked': sorted(signal.pthread_sigmask(signal.SIG_BLOCK, ())),
+        }))
+
+    pid = await fork(child, keep_fds=pipe.keep_fds)
+    pipe.parent_side()
+    report = json.loads(await pipe.receive_line())
+    async with ForkedProcess(pid):
+        pass
+    await pipe.aclose()
+    assert report == {'sigint_default': True, 'wakeup_fd': -1, 'blocked': []}
+
+
+@trio_parent_test(timeout=20)
+async def test_stdio_devnull_policy(tmp_path):
+    pipe = ChildPipe()
+
+    def child():
+        send_line(pipe.write_fd, json.dumps(
+            [os.readlink(f'/proc/self/fd/{fd}') for fd in (0, 1, 2)]
+        ))
+
+    pid = await fork(child, keep_fds=pipe.keep_fds, stdio='devnull')
+    pipe.parent_side()
+    targets = json.loads(await pipe.receive_line())
+    async with ForkedProcess(pid):
+        pass
+    await pipe.aclose()
+    assert targets == ['/dev/null'] * 3
+
+
+@trio_parent_test(timeout=20)
+async def test_stdio_file_policy_collects_output(tmp_path):
+    log = tmp_path / 'child.log'
+
+    def child():
+        print('hello from the child')
+        os.write(2, b'and from its stderr\n')
+
+    async with ForkedProcess(await fork(child, stdio=str(log))) as proc:
+        pass
+    assert proc.returncode == 0
+    assert log.read_text() == 'hello from the child\nand from its stderr\n'
+
+
+@trio_parent_test(timeout=20)
+async def test_stdio_policy_from_environment(tmp_path, monkeypatch):
+    log = tmp_path / 'env.log'
+    monkeypatch.setenv('TRACTOR_SUBINT_CHILD_STDIO', str(log))
+    async with ForkedProcess(await fork(lambda: print('via env'))):
+        pass
+    assert log.read_text() == 'via env\n'
+
+
+@pytest.mark.parametrize('policy', ['relative/path.log', '/no/such/dir/x.log'])
+def test_bad_stdio_policy_fails_before_forking(policy):
+    with pytest.raises(ValueError, match='stdio policy'):
+        fork_from_worker_thread(lambda: None, stdio=policy)
+
+
+def test_fork_guard_refuses_with_live_subinterpreter():
+    interp = _interpreters.create('legacy')
+    try:
+        with pytest.raises(RuntimeError) as err:
+            fork_from_worker_thread(lambda: None)
+    finally:
+        _interpreters.destroy(interp)
+    message = str(err.value)
+    assert f'1 live subinterpreter(s) (ids [{interp}])' in message
+    assert 'forkserver' in message and 'fork_with_live_subinterpreter.md' in message
+    # Once it is gone, forking works again.
+    assert wait_child(fork_from_worker_thread(lambda: None)) == (True, 'rc=0 (exited normally)')
+
+
+def test_fork_guard_refuses_inside_subinterpreter():
+    # The subinterpreter is hosted in a forked child, so that even a broken
+    # guard could not take this test process down with it.
+    bootstrap = (
+        'from tractor_subint.spawn._subint_forkserver import fork_from_worker_thread\n'
+        'try:\n'
+        '    fork_from_worker_thread(lambda: None)\n'
+        'except RuntimeError as exc:\n'
+        '    assert "refusing to fork from inside subinterpreter" in str(exc), exc\n'
+        '    assert "subint_fork_blocked_by_cpython_post_fork.md" in str(exc), exc\n'
+        'else:\n'
+        '    raise AssertionError("fork inside a subinterpreter was not refused")\n'
+    )
+    pid = fork_from_worker_thread(lambda: run_subint_in_worker_thread(bootstrap))
+    assert wait_child(pid) == (True, 'rc=0 (exited normally)')
+
+
+def test_raw_fork_inside_hosted_subint_is_a_clean_error():
+    # allow_fork=False turns an accidental os.fork() in hosted code into a
+    # RuntimeError instead of a child that dies at once.
+    def child():
+        try:
+            run_subint_in_worker_thread('import os\nos.fork()\n')
+        except SubintExecError as exc:
+            assert exc.type_name == 'RuntimeError', exc
+            assert 'fork not supported' in exc.message, exc
+        else:
+            raise AssertionError('os.fork() inside the subinterpreter succeeded')
+
+    assert wait_child(fork_from_worker_thread(child)) == (True, 'rc=0 (exited normally)')

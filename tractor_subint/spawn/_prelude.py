@@ -1,0 +1,147 @@
+"""The first things a forked child does, before any code of its own.
+
+``fork()`` without ``exec()`` leaves the child holding everything the parent
+had: every fd (listening sockets, pipes, trio's epoll and wakeup socket), the
+parent's signal handlers (trio's KeyboardInterrupt manager, a closure over the
+parent's runner) and the parent's C-level signal wakeup fd. Each of those has
+bitten us (see ``ai/conc-anal/orphan_sigint_wedge.md``), so the prelude puts
+the child into the state a freshly exec'd interpreter would be in:
+
+- fds: everything but 0/1/2 and what the caller asks to keep is closed;
+- signals: Python-level handlers are back to the defaults, the signal mask is
+  empty and there is no wakeup fd (``SIG_IGN`` dispositions are kept, as
+  ``exec`` keeps them);
+- stdio: fds 0/1/2 per :data:`StdioPolicy`, and ``sys.stdin/stdout/stderr``
+  bound to fds 0/1/2. The parent's may wrap some other fd, which the prelude
+  has just closed: under pytest's capture, ``sys.stdout`` writes to a private
+  temp-file fd, and a child ``print()`` would fail with EBADF
+  (``ai/conc-anal/pytest_capture_and_forked_children.md``).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+STDIO_ENV_VAR = 'TRACTOR_SUBINT_CHILD_STDIO'
+
+StdioPolicy = Literal['inherit', 'devnull'] | str | os.PathLike[str]
+"""Where a forked child's fds 0/1/2 point.
+
+- ``'inherit'``: the parent's fds, unchanged.
+- ``'devnull'``: all three on ``/dev/null``. A child then holds none of the
+  parent's pipes, so a reader waiting for EOF on the parent's stdout (a test
+  harness, a CI log pipe) is not kept waiting by a long-lived child, and a
+  child can never block on a pipe nobody drains.
+- an absolute path: stdin on ``/dev/null``, stdout and stderr appended to that
+  file (created if missing), so output is kept but never blocks.
+
+When no policy is given, the ``TRACTOR_SUBINT_CHILD_STDIO`` environment
+variable is used, then ``'inherit'``.
+"""
+
+
+@dataclass(frozen=True)
+class ResolvedStdio:
+    mode: Literal['inherit', 'devnull', 'file']
+    path: str | None = None
+
+
+def resolve_stdio_policy(policy: StdioPolicy | None = None) -> ResolvedStdio:
+    """Validate a policy in the parent, so bad input fails before forking."""
+    if policy is None:
+        policy = os.environ.get(STDIO_ENV_VAR) or 'inherit'
+    if policy in ('inherit', 'devnull'):
+        return ResolvedStdio(policy)  # type: ignore[arg-type]
+    path = os.fspath(policy)
+    if not os.path.isabs(path):
+        raise ValueError(
+            f'stdio policy {policy!r} is neither "inherit", "devnull" nor an '
+            f'absolute file path'
+        )
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise ValueError(f'stdio policy file {path!r}: {parent!r} is not a directory')
+    return ResolvedStdio('file', path)
+
+
+def close_inherited_fds(keep: Iterable[int] = ()) -> None:
+    """Close every fd except 0, 1, 2 and ``keep`` (uses close_range(2))."""
+    lo = 0
+    for fd in sorted({0, 1, 2, *keep}):
+        if fd > lo:
+            os.closerange(lo, fd)
+        lo = fd + 1
+    os.closerange(lo, os.sysconf('SC_OPEN_MAX'))
+
+
+def reset_signal_state() -> None:
+    """Give the child the signal state of a fresh interpreter.
+
+    Must run on the child's main thread, which after a fork is the thread
+    that forked.
+    """
+    signal.set_wakeup_fd(-1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+        except (OSError, ValueError):
+            continue
+        if not callable(handler):
+            continue  # SIG_DFL, SIG_IGN, or installed outside Python
+        default = (
+            signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        )
+        if handler is not default:
+            signal.signal(signum, default)
+
+
+def apply_stdio_policy(stdio: ResolvedStdio) -> None:
+    if stdio.mode == 'inherit':
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    out = devnull
+    if stdio.mode == 'file':
+        assert stdio.path is not None
+        out = os.open(stdio.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(devnull, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    for fd in {devnull, out}:
+        if fd > 2:
+            os.close(fd)
+
+
+def rebind_std_streams() -> None:
+    """Point ``sys.stdin/stdout/stderr`` at fds 0/1/2 where they do not."""
+    for name, fd, mode in (('stdin', 0, 'r'), ('stdout', 1, 'w'), ('stderr', 2, 'w')):
+        stream = getattr(sys, name)
+        try:
+            if stream is not None and stream.fileno() == fd:
+                continue
+        except (OSError, ValueError, AttributeError):
+            pass  # no fd at all (io.StringIO, pytest's sys capture): replace it
+        setattr(sys, name, open(
+            fd, mode, buffering=1, closefd=False,
+            errors='backslashreplace' if name == 'stderr' else None,
+        ))
+
+
+def flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def run_child_prelude(*, keep_fds: Iterable[int], stdio: ResolvedStdio) -> None:
+    close_inherited_fds(keep_fds)
+    reset_signal_state()
+    apply_stdio_policy(stdio)
+    rebind_std_streams()

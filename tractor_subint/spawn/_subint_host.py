@@ -1,0 +1,165 @@
+"""Run code in a fresh subinterpreter on a dedicated thread, and clean up.
+
+Three CPython facts drive this module (measured on 3.13.0 and 3.14.10):
+
+- ``_interpreters.exec()`` does not raise when the code fails: it returns an
+  object describing the exception. We turn that into :class:`SubintExecError`.
+- The public ``concurrent.interpreters`` (3.14) only makes *isolated*
+  interpreters, where msgspec refuses to load. We use the ``legacy`` config
+  (shared GIL, single-phase extensions allowed) with ``allow_fork=False``, so
+  an accidental ``os.fork()`` inside the subinterpreter raises a clean
+  ``RuntimeError`` instead of producing a child that dies at once.
+- On 3.13, ``_interpreters.destroy()`` aborts the whole process while any
+  other thread of that interpreter is alive, and ``trio.to_thread`` leaves
+  idle worker threads behind for ~10 s. Teardown therefore retires trio's
+  idle workers and joins the interpreter's threads before destroying it, and
+  leaves the interpreter alive (with a warning) rather than crash.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping
+
+import _interpreters
+
+DEFAULT_TEARDOWN_TIMEOUT = 5.0
+
+
+class SubintExecError(RuntimeError):
+    """Code run in a subinterpreter raised; carries its formatted traceback."""
+
+    def __init__(self, interp_id: int, type_name: str, message: str, traceback: str) -> None:
+        self.interp_id = interp_id
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+        super().__init__(
+            f'subinterpreter {interp_id} raised {type_name}: {message}\n'
+            f'--- traceback inside the subinterpreter ---\n{traceback.rstrip()}'
+        )
+
+    @classmethod
+    def from_excinfo(cls, interp_id: int, info: object) -> SubintExecError:
+        typ = getattr(info, 'type', None)
+        module = getattr(typ, '__module__', None)
+        qualname = getattr(typ, '__qualname__', None) or getattr(typ, '__name__', '?')
+        type_name = qualname if module in (None, 'builtins') else f'{module}.{qualname}'
+        message = str(getattr(info, 'msg', ''))
+        traceback = (
+            getattr(info, 'errdisplay', None)
+            or getattr(info, 'formatted', None)
+            or f'{type_name}: {message}'
+        )
+        return cls(interp_id, type_name, message, str(traceback))
+
+
+def subint_config() -> object:
+    """The ``legacy`` config with forking disallowed."""
+    config = _interpreters.new_config('legacy')
+    config.allow_fork = False
+    return config
+
+
+def _retire_threads() -> None:
+    # Runs *inside* the subinterpreter (as a code object, against its
+    # __main__), so it imports what it needs and reads its bound from there.
+    import sys
+    import threading
+    import time
+
+    thread_cache = sys.modules.get('trio._core._thread_cache')
+    if thread_cache is not None and hasattr(thread_cache, 'THREAD_CACHE'):
+        # trio's idle workers wait IDLE_TIMEOUT (10 s) for a job before
+        # exiting. Make that wait zero, then hand each idle worker a no-op
+        # job: it runs it, finds no next job at once, and exits.
+        cache = thread_cache.THREAD_CACHE
+        idle = getattr(cache, '_idle_workers', None)
+        if isinstance(idle, dict) and hasattr(thread_cache, 'IDLE_TIMEOUT'):
+            thread_cache.IDLE_TIMEOUT = 0
+            workers = list(idle)
+            idle.clear()
+            for worker in workers:
+                worker._job = (lambda: None, lambda _outcome: None, None)
+                worker._worker_lock.release()
+    deadline = time.monotonic() + __tractor_subint_teardown_timeout__  # noqa: F821
+    # threading.main_thread() here is the process's main thread, not ours.
+    me, process_main = threading.current_thread(), threading.main_thread()
+    for thread in threading.enumerate():
+        if thread in (me, process_main) or isinstance(thread, threading._DummyThread):
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = [
+        t.name for t in threading.enumerate()
+        if t not in (me, process_main) and not isinstance(t, threading._DummyThread)
+    ]
+    if left:
+        raise RuntimeError(f'threads still alive: {left}')
+
+
+def _teardown(interp_id: int, timeout: float) -> None:
+    _interpreters.set___main___attrs(
+        interp_id, {'__tractor_subint_teardown_timeout__': float(timeout)}
+    )
+    failure = _interpreters.exec(interp_id, _retire_threads)
+    if failure is not None:
+        warnings.warn(
+            f'leaving subinterpreter {interp_id} alive: destroying it now could '
+            f'abort the process (3.13) or strand its threads: '
+            f'{getattr(failure, "msg", failure)}',
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return
+    _interpreters.destroy(interp_id)
+
+
+def run_subint_in_worker_thread(
+    bootstrap: str,
+    *,
+    thread_name: str = 'tractor-subint-driver',
+    shared: Mapping[str, object] | None = None,
+    teardown_timeout: float = DEFAULT_TEARDOWN_TIMEOUT,
+) -> None:
+    """Run ``bootstrap`` in a fresh subinterpreter on a new thread; block
+    until it finishes, however long that takes.
+
+    ``shared`` values (str, bytes, int, float, bool, None) are set as globals
+    of the subinterpreter's ``__main__`` before ``bootstrap`` runs: that is how
+    a boot payload crosses the interpreter boundary.
+
+    Raises :class:`SubintExecError` (with the subinterpreter's traceback) when
+    ``bootstrap`` raises. Teardown waits at most ``teardown_timeout`` seconds
+    for threads the bootstrap left in the subinterpreter; if some are still
+    alive, the subinterpreter is left in place with a ``RuntimeWarning``.
+
+    Do not call it from a thread that must fork later: while the
+    subinterpreter lives, this process cannot fork safely.
+    """
+    outcome: dict[str, BaseException] = {}
+
+    def drive() -> None:
+        try:
+            interp_id = int(_interpreters.create(subint_config()))
+        except BaseException as exc:
+            outcome['error'] = exc
+            return
+        try:
+            if shared:
+                _interpreters.set___main___attrs(interp_id, dict(shared))
+            failure = _interpreters.exec(interp_id, bootstrap)
+            if failure is not None:
+                outcome['error'] = SubintExecError.from_excinfo(interp_id, failure)
+        except BaseException as exc:
+            outcome['error'] = exc
+        finally:
+            try:
+                _teardown(interp_id, teardown_timeout)
+            except BaseException as exc:
+                outcome.setdefault('error', exc)
+
+    driver = threading.Thread(target=drive, name=thread_name)
+    driver.start()
+    driver.join()
+    if 'error' in outcome:
+        raise outcome['error']
