@@ -20,7 +20,6 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from types import FrameType
 
 import _interpreters
@@ -86,11 +85,19 @@ class SignalForwarder:
         return 128 + self.received[0] if self.received else 0
 
 
-@dataclass
 class ForwardedSignal:
     """What ended a :func:`cancel_on_forwarded_signal` block, if anything."""
 
-    signum: int | None = None
+    def __init__(self) -> None:
+        import trio
+
+        self.signum: int | None = None
+        self._arrived = trio.Event()
+
+    async def wait(self) -> int | None:
+        """Until a forwarded signal (or the host's EOF) arrives; its number."""
+        await self._arrived.wait()
+        return self.signum
 
 
 async def _watch_signal_pipe(fd: int, scope: object, seen: ForwardedSignal) -> None:
@@ -106,6 +113,7 @@ async def _watch_signal_pipe(fd: int, scope: object, seen: ForwardedSignal) -> N
         # EOF means the host has closed the forwarder: nothing to wait for.
         if data:
             seen.signum = data[0]
+        seen._arrived.set()
         scope.cancel()  # type: ignore[attr-defined]
         return
 

@@ -1,0 +1,102 @@
+"""run_subint_in_worker_thread() and the full fork + subint architecture."""
+from __future__ import annotations
+
+
+import _interpreters
+import pytest
+import trio
+
+from _subint_children import host_peer
+from _subint_peer import Add, Stop, Sum, receive_frame, send_frame
+from tractor_subint.spawn._subint_forkserver import (
+    ChildExit,
+    ForkedProcess,
+    SubintExecError,
+    fork_from_worker_thread,
+    run_subint_in_worker_thread,
+    wait_child,
+)
+from tractor_subint.testing import trio_parent_test
+
+
+def test_bootstrap_failure_raises_with_subint_traceback():
+    bootstrap = 'def broken():\n    raise KeyError("no such actor")\nbroken()\n'
+    with pytest.raises(SubintExecError) as err:
+        run_subint_in_worker_thread(bootstrap)
+    exc = err.value
+    assert exc.type_name == 'KeyError'
+    assert exc.message == "'no such actor'"
+    assert 'in broken' in exc.traceback
+    assert 'in broken' in str(exc)
+    assert _interpreters.list_all() == [_interpreters.get_main()]  # torn down
+
+
+def test_bootstrap_import_error_is_not_success():
+    with pytest.raises(SubintExecError, match='ModuleNotFoundError'):
+        run_subint_in_worker_thread('import no_such_module_for_tractor_subint\n')
+
+
+def test_shared_values_reach_the_subinterpreter():
+    bootstrap = (
+        'assert payload == b"\\x00boot", payload\n'
+        'assert name == "worker" and count == 3, (name, count)\n'
+    )
+    run_subint_in_worker_thread(
+        bootstrap, shared={'payload': b'\x00boot', 'name': 'worker', 'count': 3}
+    )
+
+
+def test_failing_bootstrap_in_forked_child_reaches_parent():
+    def child():
+        run_subint_in_worker_thread('raise RuntimeError("bad boot payload")\n')
+
+    ok, status = wait_child(fork_from_worker_thread(child))
+    assert not ok
+    assert status.startswith(f'rc={ChildExit.TARGET_RAISED}')
+    assert 'SubintExecError' in status and 'bad boot payload' in status
+
+
+def test_teardown_after_to_thread_does_not_abort():
+    # On 3.13.0, destroy() with trio's idle to_thread worker still alive in
+    # the subinterpreter aborts the whole process. Run it in a forked child so
+    # a regression shows up as a signal death instead of killing pytest.
+    bootstrap = (
+        'import trio\n'
+        'async def main():\n'
+        '    assert await trio.to_thread.run_sync(lambda: 41) == 41\n'
+        'trio.run(main)\n'
+    )
+
+    def child():
+        run_subint_in_worker_thread(bootstrap)
+        assert _interpreters.list_all() == [_interpreters.get_main()], 'not destroyed'
+
+    assert wait_child(fork_from_worker_thread(child)) == (True, 'rc=0 (exited normally)')
+
+
+@trio_parent_test(timeout=30)
+async def test_trio_in_subint_in_child_exchanges_msgspec_frames(tmp_path):
+    sock_path = str(tmp_path / 'parent.sock')
+    listener = trio.SocketListener(await _bind_unix(sock_path))
+    pid = await trio.to_thread.run_sync(
+        lambda: fork_from_worker_thread(lambda: host_peer(sock_path))
+    )
+    async with ForkedProcess(pid) as proc, listener:
+        stream = await listener.accept()
+        async with stream:
+            for x, y in [(1, 2), (20, 22), (-5, 5)]:
+                await send_frame(stream, Add(x, y))
+                reply = await receive_frame(stream)
+                assert isinstance(reply, Sum)
+                assert reply.total == x + y
+                assert reply.pid == pid
+                assert reply.interp_id != 0  # served from a subinterpreter
+            await send_frame(stream, Stop())
+    assert proc.returncode == 0, proc.exit_status
+
+
+async def _bind_unix(path: str) -> trio.socket.SocketType:
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    await sock.bind(path)
+    sock.listen()
+    return sock
