@@ -5,15 +5,19 @@ import os
 import signal
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 import trio
 
 from _childio import ChildPipe
-from _subint_children import TESTS_DIR, host_sleeper
+from _subint_children import SLEEPER_BOOTSTRAP, TESTS_DIR, host_sleeper
 from tractor_subint.spawn._subint_forkserver import (
+    SIGNAL_FD_GLOBAL,
     ForkedProcess,
+    SignalForwarder,
     fork_from_worker_thread,
+    run_subint_here,
     run_subint_with_signal_forwarding,
 )
 from tractor_subint.testing import trio_parent_test
@@ -117,3 +121,44 @@ async def test_second_signal_forces_exit_when_graceful_cancel_is_stuck():
         proc.send_signal(signal.SIGTERM)
     await pipe.aclose()
     assert proc.returncode == -signal.SIGTERM, proc.exit_status
+
+
+# The hosted code has the signal delivered to its own (worker) thread.
+SELF_SIGNALLING_BOOTSTRAP = SLEEPER_BOOTSTRAP.replace(
+    "os.write(report_fd, b'ready\\n')",
+    "os.write(report_fd, b'ready\\n')\n"
+    "        import signal, threading\n"
+    "        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)",
+)
+
+
+@trio_parent_test(timeout=15)
+async def test_signal_delivered_to_worker_thread_is_not_lost():
+    """Force the bad interleaving: the kernel hands a process-directed signal
+    to any thread that does not block it, here the hosted code's own thread,
+    while the main thread sleeps. Python would run its handler only once the
+    main thread next wakes up, i.e. never; the forwarder must not depend on
+    that.
+    """
+    assert SELF_SIGNALLING_BOOTSTRAP != SLEEPER_BOOTSTRAP
+    pipe = ChildPipe()
+
+    def child():
+        with SignalForwarder() as forwarder:
+            forwarder.run_in_worker_thread(
+                partial(run_subint_here, SELF_SIGNALLING_BOOTSTRAP, shared={
+                    'report_fd': pipe.write_fd, SIGNAL_FD_GLOBAL: forwarder.read_fd,
+                }),
+                thread_name='hosted',
+            )
+        raise SystemExit(forwarder.exit_code)
+
+    pid = await trio.to_thread.run_sync(
+        lambda: fork_from_worker_thread(child, keep_fds=pipe.keep_fds)
+    )
+    pipe.parent_side()
+    async with ForkedProcess(pid) as proc:
+        assert await pipe.receive_line() == 'ready'
+        assert await pipe.receive_line() == f'cleanup-ran cancelled-by={signal.SIGTERM}'
+    await pipe.aclose()
+    assert proc.returncode == 128 + signal.SIGTERM, proc.exit_status

@@ -1,51 +1,69 @@
-"""Turn SIGINT/SIGTERM into a cancellation of trio running in a subinterpreter.
+"""Turn SIGINT/SIGTERM into a cancellation of trio running on another thread
+(typically inside a subinterpreter).
 
 Python signal handlers only ever run on the main thread of the main
-interpreter. In a subint-hosted child that thread just waits for the
-subinterpreter's thread, and a ``KeyboardInterrupt`` raised there would leave
-trio inside the subinterpreter running (measured: it is still running 2 s
-later). So the main interpreter owns the signals (:class:`SignalForwarder`)
-and writes each one as a byte into a pipe; trio in the subinterpreter watches
-the pipe (:func:`cancel_on_forwarded_signal`) and cancels itself. A signal
-that arrives before the watcher starts waits in the pipe: it is never lost.
+interpreter, and in a child forked from a worker thread on CPython 3.13+ not
+even reliably there: the eval loop is told about a signal through
+``_PyRuntime.main_tstate``, which a fork from a non-main thread leaves pointing
+at the parent's dead main thread, so a handler only runs when a blocking call
+happens to return EINTR (``ai/conc-anal/fork_child_signal_handlers.md``).
+
+So nothing here relies on a Python-level handler running. The C-level handler
+always writes the signal number into the ``signal.set_wakeup_fd`` pipe, from
+whatever thread the kernel picked. :class:`SignalForwarder` runs the hosted
+code on a worker thread and keeps the main thread in a ``poll()`` loop on that
+pipe; each signal is passed on as a byte into a second pipe, which trio in the
+hosted code watches (:func:`cancel_on_forwarded_signal`) to cancel itself. A
+signal that arrives before anyone watches waits in a pipe: it is never lost.
 
 A second delivery of the same signal means the graceful path did not finish:
-the handler restores the default disposition and re-raises the signal, so the
+the loop restores the default disposition and re-raises the signal, so the
 process ends at once.
 """
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from types import FrameType
 
 import _interpreters
 
-from ._subint_host import run_subint_in_worker_thread
+from ._subint_host import run_subint_here
 
 SIGNAL_FD_GLOBAL = '__tractor_subint_signal_fd__'
 """Name of the subinterpreter ``__main__`` global holding the pipe's read end."""
 
 DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_DONE = 0  # no signal has number 0: the wakeup pipe's "hosted code finished" byte
+
+
+def _python_level_noop(signum: int, frame: FrameType | None) -> None:
+    # Installing a Python handler is what makes CPython install its C handler
+    # (the one that writes to the wakeup fd); the real work is in the loop.
+    pass
 
 
 class SignalForwarder:
     """Own ``signals`` in this (main) interpreter and forward them to a pipe.
 
-    Use as a context manager on the main thread of the main interpreter;
-    hand :attr:`read_fd` to the subinterpreter. :attr:`received` lists the
-    signals forwarded so far.
+    Use as a context manager on the main thread of the main interpreter, hand
+    :attr:`read_fd` to the hosted code, and run that code with
+    :meth:`run_in_worker_thread`. :attr:`received` lists the signals
+    forwarded so far.
     """
 
     def __init__(self, signals: Iterable[int] = DEFAULT_SIGNALS) -> None:
-        self.signals = tuple(signals)
+        self.signals = frozenset(signals)
         self.received: list[int] = []
-        self.read_fd = -1
-        self._write_fd = -1
+        self.read_fd = self._write_fd = -1
+        self._wake_r = self._wake_w = -1
         self._previous: dict[int, object] = {}
+        self._previous_wakeup_fd = -1
 
     def __enter__(self) -> SignalForwarder:
         if (threading.current_thread() is not threading.main_thread()
@@ -55,20 +73,65 @@ class SignalForwarder:
                 'main interpreter: no other thread ever runs signal handlers'
             )
         self.read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._write_fd, False)
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._write_fd, self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        self._previous_wakeup_fd = signal.set_wakeup_fd(
+            self._wake_w, warn_on_full_buffer=False
+        )
         for signum in self.signals:
-            self._previous[signum] = signal.signal(signum, self._handle)
+            self._previous[signum] = signal.signal(signum, _python_level_noop)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)  # type: ignore[arg-type]
         self._previous.clear()
-        for fd in (self.read_fd, self._write_fd):
+        signal.set_wakeup_fd(self._previous_wakeup_fd)
+        for fd in (self.read_fd, self._write_fd, self._wake_r, self._wake_w):
             os.close(fd)
-        self.read_fd = self._write_fd = -1
+        self.read_fd = self._write_fd = self._wake_r = self._wake_w = -1
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
+    def run_in_worker_thread(self, fn: Callable[[], object], *, thread_name: str) -> None:
+        """Run ``fn`` on a new thread while this thread forwards signals;
+        return (or re-raise) when ``fn`` does."""
+        error: list[BaseException] = []
+
+        def run_then_wake() -> None:
+            try:
+                fn()
+            except BaseException as exc:
+                error.append(exc)
+            finally:
+                try:
+                    os.write(self._wake_w, bytes([_DONE]))
+                except OSError:
+                    pass  # a full pipe wakes the loop just as well
+
+        worker = threading.Thread(target=run_then_wake, name=thread_name)
+        worker.start()
+        self._forward_until_done()
+        worker.join()
+        if error:
+            raise error[0]
+
+    def _forward_until_done(self) -> None:
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        done = False
+        while not done:
+            poller.poll()
+            try:
+                data = os.read(self._wake_r, 512)
+            except BlockingIOError:
+                continue
+            for signum in data:
+                if signum == _DONE:
+                    done = True
+                elif signum in self.signals:
+                    self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
         if signum in self.received:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
@@ -159,8 +222,8 @@ def run_subint_with_signal_forwarding(
     thread_name: str = 'tractor-subint-driver',
     signals: Iterable[int] = DEFAULT_SIGNALS,
 ) -> int:
-    """Host ``bootstrap`` in a fresh subinterpreter while this main thread
-    owns ``signals`` and forwards them to it as cancellation.
+    """Host ``bootstrap`` in a fresh subinterpreter on a worker thread while
+    this main thread owns ``signals`` and forwards them to it as cancellation.
 
     The bootstrap finds the pipe with :func:`forwarded_signal_fd` (or just
     uses :func:`cancel_on_forwarded_signal`). Returns the exit code the host
@@ -168,9 +231,12 @@ def run_subint_with_signal_forwarding(
     :class:`SubintExecError` if the bootstrap raised.
     """
     with SignalForwarder(signals) as forwarder:
-        run_subint_in_worker_thread(
-            bootstrap,
+        forwarder.run_in_worker_thread(
+            partial(
+                run_subint_here,
+                bootstrap,
+                shared={**(shared or {}), SIGNAL_FD_GLOBAL: forwarder.read_fd},
+            ),
             thread_name=thread_name,
-            shared={**(shared or {}), SIGNAL_FD_GLOBAL: forwarder.read_fd},
         )
     return forwarder.exit_code

@@ -34,7 +34,7 @@ from ._signal_forwarding import (
     forwarded_signal_fd,
     run_subint_with_signal_forwarding,
 )
-from ._subint_host import SubintExecError, run_subint_in_worker_thread
+from ._subint_host import SubintExecError, run_subint_here, run_subint_in_worker_thread
 
 __all__ = [
     'SIGNAL_FD_GLOBAL',
@@ -52,6 +52,7 @@ __all__ = [
     'in_subinterpreter',
     'live_subinterpreters',
     'refuse_unsafe_fork',
+    'run_subint_here',
     'run_subint_in_worker_thread',
     'run_subint_with_signal_forwarding',
     'wait_child',

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import _interpreters
 
@@ -114,6 +114,34 @@ def _teardown(interp_id: int, timeout: float) -> None:
     _interpreters.destroy(interp_id)
 
 
+def run_subint_here(
+    bootstrap: str,
+    *,
+    shared: Mapping[str, object] | None = None,
+    teardown_timeout: float = DEFAULT_TEARDOWN_TIMEOUT,
+) -> None:
+    """Create a fresh subinterpreter, run ``bootstrap`` in it on the calling
+    thread, tear it down. :func:`run_subint_in_worker_thread` documents the
+    arguments; use this one when you already are on a dedicated thread."""
+    interp_id = int(_interpreters.create(subint_config()))
+    error: BaseException | None = None
+    try:
+        if shared:
+            _interpreters.set___main___attrs(interp_id, dict(shared))
+        failure = _interpreters.exec(interp_id, bootstrap)
+        if failure is not None:
+            error = SubintExecError.from_excinfo(interp_id, failure)
+    except BaseException as exc:
+        error = exc
+    finally:
+        try:
+            _teardown(interp_id, teardown_timeout)
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
 def run_subint_in_worker_thread(
     bootstrap: str,
     *,
@@ -136,30 +164,24 @@ def run_subint_in_worker_thread(
     Do not call it from a thread that must fork later: while the
     subinterpreter lives, this process cannot fork safely.
     """
-    outcome: dict[str, BaseException] = {}
+    run_in_thread(
+        lambda: run_subint_here(bootstrap, shared=shared, teardown_timeout=teardown_timeout),
+        thread_name=thread_name,
+    )
 
-    def drive() -> None:
-        try:
-            interp_id = int(_interpreters.create(subint_config()))
-        except BaseException as exc:
-            outcome['error'] = exc
-            return
-        try:
-            if shared:
-                _interpreters.set___main___attrs(interp_id, dict(shared))
-            failure = _interpreters.exec(interp_id, bootstrap)
-            if failure is not None:
-                outcome['error'] = SubintExecError.from_excinfo(interp_id, failure)
-        except BaseException as exc:
-            outcome['error'] = exc
-        finally:
-            try:
-                _teardown(interp_id, teardown_timeout)
-            except BaseException as exc:
-                outcome.setdefault('error', exc)
 
-    driver = threading.Thread(target=drive, name=thread_name)
-    driver.start()
-    driver.join()
-    if 'error' in outcome:
-        raise outcome['error']
+def run_in_thread(fn: Callable[[], object], *, thread_name: str) -> None:
+    """Run ``fn`` on a new thread, join it, re-raise what it raised."""
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name=thread_name)
+    thread.start()
+    thread.join()
+    if outcome:
+        raise outcome[0]

@@ -1,0 +1,466 @@
+#!/usr/bin/env python3
+"""Check the CPython facts the subint_forkserver design rests on.
+
+Standalone: uses the spawn primitives of ``tractor_subint`` (no actor
+runtime) plus the stdlib, trio and msgspec. One scenario per run:
+
+    python ai/conc-anal/subint_fork_from_main_thread_smoketest.py --scenario NAME
+
+Each run prints one banner line, ``PASS [NAME] ...`` or ``FAIL [NAME] ...``,
+and exits 0 only on the expected outcome (1 otherwise, 2 when the setup is
+missing). Every child is reaped. The ``control_*`` scenarios reproduce the
+CPython failures the guards exist for; the others check that the guarded
+design works.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+
+warnings.filterwarnings('ignore', message='.*multi-threaded, use of fork', category=DeprecationWarning)
+
+try:
+    import _interpreters
+    import trio
+
+    from tractor_subint.spawn._subint_forkserver import (
+        ForkedProcess,
+        SubintExecError,
+        fork_from_worker_thread,
+        run_subint_in_worker_thread,
+        run_subint_with_signal_forwarding,
+        wait_child,
+    )
+    from tractor_subint.testing import become_subreaper
+except ImportError as exc:  # pragma: no cover - setup problem, not a result
+    print(f'FAIL (setup) cannot import what the smoketest needs: {exc}')
+    raise SystemExit(2)
+
+Result = tuple[bool, str]
+BOUND = 20.0  # seconds any scenario may take before it counts as hung
+
+
+def _status_of(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _describe_rc(rc: int) -> str:
+    return f'signal {signal.Signals(-rc).name}' if rc < 0 else f'exit {rc}'
+
+
+# --- scenarios -----------------------------------------------------------------
+
+def control_subint_thread_fork() -> Result:
+    """os.fork() inside a (fork-allowing) legacy subinterpreter running on a
+    worker thread: the child must die before running any of its code
+    (CPython's post-fork refusal)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {name: os.path.join(tmp, name) for name in ('child-ran', 'child-stderr', 'child-rc')}
+        interp = _interpreters.create('legacy')  # allow_fork=True on purpose
+        outcome: list[object] = []
+        try:
+            _interpreters.set___main___attrs(interp, paths)
+            # The child's fatal-error text goes to fd 2: point fd 2 at a file
+            # around the fork so we can quote it.
+            bootstrap = (
+                'import os\n'
+                'log = os.open(globals()["child-stderr"], os.O_WRONLY | os.O_CREAT, 0o600)\n'
+                'saved = os.dup(2)\n'
+                'os.dup2(log, 2)\n'
+                'pid = os.fork()\n'
+                'if pid == 0:\n'
+                '    open(globals()["child-ran"], "w").close()\n'
+                '    os._exit(0)\n'
+                'os.dup2(saved, 2)\n'
+                '_, status = os.waitpid(pid, 0)\n'
+                'open(globals()["child-rc"], "w").write(str(os.waitstatus_to_exitcode(status)))\n'
+            )
+            driver = threading.Thread(
+                target=lambda: outcome.append(_interpreters.exec(interp, bootstrap))
+            )
+            driver.start()
+            driver.join()
+        finally:
+            _interpreters.destroy(interp)
+        if outcome != [None]:
+            return False, f'bootstrap failed: {getattr(outcome[0], "errdisplay", outcome)}'
+        rc = int(open(paths['child-rc']).read())
+        ran = os.path.exists(paths['child-ran'])
+        text = open(paths['child-stderr']).read()
+    fatal = next((line for line in text.splitlines() if 'Fatal Python error' in line), '')
+    ok = rc != 0 and not ran
+    return ok, f'child {_describe_rc(rc)}, its code ran: {ran}; {fatal or "no fatal error text"}'
+
+
+def main_thread_fork() -> Result:
+    """Control: a plain fork from the main thread, no subinterpreter around."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    ok, status = wait_child(pid)
+    return ok, status
+
+
+def worker_thread_fork() -> Result:
+    """fork_from_worker_thread() while trio runs in the main thread: the
+    forking thread becomes the child's main thread."""
+    thread_name = 'smoketest-forker'
+
+    def child() -> None:
+        me = threading.current_thread()
+        if me is not threading.main_thread() or me.name != thread_name:
+            raise RuntimeError(f'child runs on {me!r}, main is {threading.main_thread()!r}')
+
+    async def parent() -> tuple[bool, str]:
+        with trio.fail_after(BOUND):
+            pid = await trio.to_thread.run_sync(
+                lambda: fork_from_worker_thread(child, thread_name=thread_name)
+            )
+            return await trio.to_thread.run_sync(wait_child, pid)
+
+    return trio.run(parent)
+
+
+FULL_ARCH_BOOTSTRAP = '''
+import os
+import struct
+import _interpreters
+import msgspec
+import trio
+
+async def main():
+    stream = await trio.open_unix_socket(sock_path)
+    async with stream:
+        header = await stream.receive_some(4)
+        (size,) = struct.unpack('>I', header)
+        data = b''
+        while len(data) < size:
+            data += await stream.receive_some(size - len(data))
+        numbers = msgspec.msgpack.decode(data, type=list[int])
+        reply = msgspec.msgpack.encode({
+            'sum': sum(numbers),
+            'interp_id': int(_interpreters.get_current()[0]),
+            'pid': os.getpid(),
+        })
+        await stream.send_all(struct.pack('>I', len(reply)) + reply)
+
+trio.run(main)
+'''
+
+
+def full_architecture() -> Result:
+    """Fork from a worker thread while trio runs; in the child, trio inside a
+    fresh subinterpreter exchanges msgspec frames with the parent."""
+
+    def child(sock_path: str) -> None:
+        raise SystemExit(run_subint_with_signal_forwarding(
+            FULL_ARCH_BOOTSTRAP, shared={'sock_path': sock_path}
+        ))
+
+    async def parent(tmp: str) -> Result:
+        sock_path = os.path.join(tmp, 'parent.sock')
+        listen_sock = trio.socket.socket(trio.socket.AF_UNIX)
+        await listen_sock.bind(sock_path)
+        listen_sock.listen()
+        numbers = list(range(1, 101))
+        with trio.fail_after(BOUND):
+            pid = await trio.to_thread.run_sync(
+                lambda: fork_from_worker_thread(lambda: child(sock_path))
+            )
+            async with ForkedProcess(pid) as proc, trio.SocketListener(listen_sock) as listener:
+                reply = await _exchange_or_die(listener, proc, numbers)
+        if proc.returncode != 0:
+            return False, f'child: {proc.exit_status}'
+        if reply is None:
+            return False, 'child ended without replying'
+        ok = reply == {'sum': 5050, 'interp_id': reply['interp_id'], 'pid': pid} and reply['interp_id'] != 0
+        return ok, f'child pid {pid}, subinterpreter {reply["interp_id"]} replied sum={reply["sum"]}'
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return trio.run(parent, tmp)
+
+
+async def _exchange_or_die(listener, proc, numbers) -> dict | None:
+    """Send one frame and read the reply, unless the child dies first."""
+    import msgspec
+    import struct
+
+    reply: dict | None = None
+    async with trio.open_nursery() as nursery:
+        async def converse() -> None:
+            nonlocal reply
+            stream = await listener.accept()
+            async with stream:
+                payload = msgspec.msgpack.encode(numbers)
+                await stream.send_all(struct.pack('>I', len(payload)) + payload)
+                data = b''
+                while chunk := await stream.receive_some():
+                    data += chunk
+            reply = msgspec.msgpack.decode(data[4:])
+            nursery.cancel_scope.cancel()
+
+        async def watch_child() -> None:
+            await proc.wait()
+            if reply is None:
+                nursery.cancel_scope.cancel()
+
+        nursery.start_soon(converse)
+        nursery.start_soon(watch_child)
+    return reply
+
+
+def fork_with_live_subint() -> Result:
+    """Our guard refuses to fork while a subinterpreter is alive."""
+    interp = _interpreters.create('legacy')
+    try:
+        fork_from_worker_thread(lambda: None)
+    except RuntimeError as exc:
+        return 'live subinterpreter' in str(exc), f'refused: {str(exc)[:110]}...'
+    else:
+        return False, 'fork went ahead with a live subinterpreter'
+    finally:
+        _interpreters.destroy(interp)
+
+
+def control_fork_with_live_subint() -> Result:
+    """Control: a raw fork from a main-interpreter worker thread while an idle
+    subinterpreter exists: the child crashes by a signal."""
+    interp = _interpreters.create('legacy')
+    outcome: dict[str, int] = {}
+
+    def fork_raw() -> None:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        outcome['pid'] = pid
+
+    try:
+        forker = threading.Thread(target=fork_raw)
+        forker.start()
+        forker.join()
+    finally:
+        _interpreters.destroy(interp)
+    rc = _status_of(outcome['pid'])
+    return rc < 0, f'child {_describe_rc(rc)} (expected a crash: SIGABRT on 3.13, SIGSEGV on 3.14)'
+
+
+def control_destroy_after_to_thread() -> Result:
+    """A subinterpreter whose trio used to_thread: destroying it raw (3.13
+    aborts the process), then through run_subint_in_worker_thread (clean)."""
+    bootstrap = (
+        'import trio\n'
+        'async def main():\n'
+        '    await trio.to_thread.run_sync(lambda: None)\n'
+        'trio.run(main)\n'
+    )
+
+    def raw() -> None:
+        interp = _interpreters.create('legacy')
+        failure = _interpreters.exec(interp, bootstrap)
+        if failure is not None:
+            raise RuntimeError(failure.errdisplay)
+        _interpreters.destroy(interp)
+
+    raw_ok, raw_status = wait_child(fork_from_worker_thread(raw, stdio='devnull'))
+    ours_ok, ours_status = wait_child(fork_from_worker_thread(
+        lambda: run_subint_in_worker_thread(bootstrap)
+    ))
+    expect_raw_crash = sys.version_info < (3, 14)
+    raw_as_expected = raw_ok != expect_raw_crash
+    return ours_ok and raw_as_expected, (
+        f'raw destroy: {raw_status.splitlines()[0]}; ours: {ours_status.splitlines()[0]}'
+    )
+
+
+SLEEPER_BOOTSTRAP = '''
+import os
+import trio
+from tractor_subint.spawn._subint_forkserver import cancel_on_forwarded_signal
+
+async def main():
+    async with cancel_on_forwarded_signal() as seen:
+        os.write(report_fd, b'ready\\n')
+        await trio.sleep_forever()
+    os.write(report_fd, f'cleanup-ran cancelled-by={seen.signum}\\n'.encode())
+
+trio.run(main)
+'''
+
+
+def _orphan_parent(report_fd: int) -> None:
+    """Role of the helper process in orphan_sigint: fork, print pid, wait to die."""
+    def child() -> None:
+        raise SystemExit(run_subint_with_signal_forwarding(
+            SLEEPER_BOOTSTRAP, shared={'report_fd': report_fd}
+        ))
+
+    async def main() -> None:
+        pid = await trio.to_thread.run_sync(lambda: fork_from_worker_thread(
+            child, keep_fds=(report_fd,), stdio='devnull'
+        ))
+        print(pid, flush=True)
+        await trio.sleep_forever()
+
+    trio.run(main)
+
+
+def orphan_sigint() -> Result:
+    """Parent (a trio process) is SIGKILLed; SIGINT to its subint-hosted
+    child must still end the child cleanly."""
+    if not become_subreaper():
+        return False, 'cannot become a subreaper, so the orphan could not be reaped'
+    return trio.run(_orphan_sigint)
+
+
+async def _orphan_sigint() -> Result:
+    read_fd, write_fd = os.pipe()
+    with trio.fail_after(BOUND):
+        parent = await trio.lowlevel.open_process(
+            [sys.executable, __file__, '--role', 'orphan-parent', '--report-fd', str(write_fd)],
+            pass_fds=(write_fd,), stdout=subprocess.PIPE,
+        )
+        os.close(write_fd)
+        try:
+            pid_line = await _LineReader(parent.stdout).line()
+        finally:
+            parent.kill()
+            await parent.wait()
+            await parent.stdout.aclose()
+        async with ForkedProcess(int(pid_line)) as orphan:
+            reports = _LineReader(trio.lowlevel.FdStream(read_fd))
+            if await reports.line() != 'ready':
+                return False, 'the orphan never reported ready'
+            orphan.send_signal(signal.SIGINT)
+            cleanup = await reports.line()
+        await reports.stream.aclose()
+    rc = orphan.returncode
+    ok = rc == 128 + signal.SIGINT and cleanup == f'cleanup-ran cancelled-by={signal.SIGINT}'
+    return ok, f'orphan {orphan.pid} after SIGINT: {_describe_rc(rc)}, subint said {cleanup!r}'
+
+
+class _LineReader:
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self._buffer = b''
+
+    async def line(self) -> str:
+        while b'\n' not in self._buffer:
+            chunk = await self.stream.receive_some()
+            if not chunk:
+                return self._buffer.decode()
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b'\n', 1)
+        return line.decode()
+
+
+async def _wait_bounded(proc: ForkedProcess) -> int:
+    with trio.move_on_after(BOUND):
+        return await proc.wait()
+    proc.kill()
+    await proc.wait()
+    return -signal.SIGKILL
+
+
+def control_inherited_sigint_wedge() -> Result:
+    """Root cause of the orphan-SIGINT wedge: a child forked while the parent
+    runs trio keeps the parent's SIGINT handler and wakeup fd. Raw, trio in
+    the child ignores SIGINT; after our prelude, SIGINT ends it."""
+    async def parent() -> Result:
+        raw_rc = await _sigint_trio_child(use_prelude=False)
+        prelude_rc = await _sigint_trio_child(use_prelude=True)
+        ok = raw_rc == 'wedged' and prelude_rc == -signal.SIGINT
+        return ok, f'raw child: {raw_rc}; child after prelude: {_describe_rc(prelude_rc) if isinstance(prelude_rc, int) else prelude_rc}'
+    return trio.run(parent)
+
+
+WEDGE_PATIENCE = 3.0
+
+
+async def _sigint_trio_child(*, use_prelude: bool) -> int | str:
+    read_fd, write_fd = os.pipe()
+
+    def child_body() -> None:
+        async def sleeper() -> None:
+            os.write(write_fd, b'r')
+            await trio.sleep_forever()
+        trio.run(sleeper)
+
+    if use_prelude:
+        pid = await trio.to_thread.run_sync(
+            lambda: fork_from_worker_thread(child_body, keep_fds=(write_fd,))
+        )
+    else:
+        outcome: dict[str, int] = {}
+
+        def fork_raw() -> None:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    child_body()
+                finally:
+                    os._exit(0)
+            outcome['pid'] = pid
+
+        await trio.to_thread.run_sync(lambda: (t := threading.Thread(target=fork_raw)).start() or t.join())
+        pid = outcome['pid']
+    os.close(write_fd)
+    proc = ForkedProcess(pid)
+    await trio.lowlevel.wait_readable(read_fd)
+    os.close(read_fd)
+    proc.send_signal(signal.SIGINT)
+    # The raw child cannot tell us it ignored SIGINT: waiting is the only
+    # evidence of a hang, so this control has a patience bound.
+    with trio.move_on_after(WEDGE_PATIENCE):
+        return await proc.wait()
+    proc.kill()
+    await proc.wait()
+    return 'wedged'
+
+
+SCENARIOS: dict[str, Callable[[], Result]] = {
+    fn.__name__: fn for fn in (
+        control_subint_thread_fork,
+        main_thread_fork,
+        worker_thread_fork,
+        full_architecture,
+        fork_with_live_subint,
+        orphan_sigint,
+        control_fork_with_live_subint,
+        control_destroy_after_to_thread,
+        control_inherited_sigint_wedge,
+    )
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--scenario', choices=sorted(SCENARIOS))
+    parser.add_argument('--role', choices=['orphan-parent'], help=argparse.SUPPRESS)
+    parser.add_argument('--report-fd', type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role == 'orphan-parent':
+        _orphan_parent(args.report_fd)
+        return 0
+    if args.scenario is None:
+        parser.error('--scenario is required')
+    name = args.scenario
+    try:
+        ok, detail = SCENARIOS[name]()
+    except (Exception, trio.TooSlowError) as exc:
+        ok, detail = False, f'raised {type(exc).__name__}: {exc}'
+    py = '.'.join(map(str, sys.version_info[:3]))
+    print(f'{"PASS" if ok else "FAIL"} [{name}] (Python {py}) {detail}'.replace('\n', ' | '))
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
