@@ -33,7 +33,8 @@ try:
 
     from tractor_subint.spawn._subint_forkserver import (
         ForkedProcess,
-        SubintExecError,
+        SignalForwarder,
+        cancel_on_forwarded_signal,
         fork_from_worker_thread,
         run_subint_in_worker_thread,
         run_subint_with_signal_forwarding,
@@ -373,30 +374,41 @@ async def _wait_bounded(proc: ForkedProcess) -> int:
 def control_inherited_sigint_wedge() -> Result:
     """Root cause of the orphan-SIGINT wedge: a child forked while the parent
     runs trio keeps the parent's SIGINT handler and wakeup fd. Raw, trio in
-    the child ignores SIGINT; after our prelude, SIGINT ends it."""
+    the child ignores SIGINT. With our prelude plus a SignalForwarder owning
+    the signal (trio on a worker thread), SIGINT ends it cleanly."""
     async def parent() -> Result:
-        raw_rc = await _sigint_trio_child(use_prelude=False)
-        prelude_rc = await _sigint_trio_child(use_prelude=True)
-        ok = raw_rc == 'wedged' and prelude_rc == -signal.SIGINT
-        return ok, f'raw child: {raw_rc}; child after prelude: {_describe_rc(prelude_rc) if isinstance(prelude_rc, int) else prelude_rc}'
+        raw = await _sigint_trio_child(fixed=False)
+        fixed = await _sigint_trio_child(fixed=True)
+        ok = raw == 'wedged' and fixed == 128 + signal.SIGINT
+        show = lambda rc: _describe_rc(rc) if isinstance(rc, int) else rc  # noqa: E731
+        return ok, f'raw child: {show(raw)}; prelude + forwarder: {show(fixed)}'
     return trio.run(parent)
 
 
 WEDGE_PATIENCE = 3.0
 
 
-async def _sigint_trio_child(*, use_prelude: bool) -> int | str:
+async def _sigint_trio_child(*, fixed: bool) -> int | str:
     read_fd, write_fd = os.pipe()
 
-    def child_body() -> None:
-        async def sleeper() -> None:
+    async def sleeper(cancel_fd: int | None) -> None:
+        if cancel_fd is None:
             os.write(write_fd, b'r')
             await trio.sleep_forever()
-        trio.run(sleeper)
+        async with cancel_on_forwarded_signal(cancel_fd):
+            os.write(write_fd, b'r')
+            await trio.sleep_forever()
 
-    if use_prelude:
+    def fixed_child() -> None:
+        with SignalForwarder() as forwarder:
+            forwarder.run_in_worker_thread(
+                lambda: trio.run(sleeper, forwarder.read_fd), thread_name='trio-host'
+            )
+        raise SystemExit(forwarder.exit_code)
+
+    if fixed:
         pid = await trio.to_thread.run_sync(
-            lambda: fork_from_worker_thread(child_body, keep_fds=(write_fd,))
+            lambda: fork_from_worker_thread(fixed_child, keep_fds=(write_fd,))
         )
     else:
         outcome: dict[str, int] = {}
@@ -405,12 +417,17 @@ async def _sigint_trio_child(*, use_prelude: bool) -> int | str:
             pid = os.fork()
             if pid == 0:
                 try:
-                    child_body()
+                    trio.run(sleeper, None)
                 finally:
                     os._exit(0)
             outcome['pid'] = pid
 
-        await trio.to_thread.run_sync(lambda: (t := threading.Thread(target=fork_raw)).start() or t.join())
+        def fork_from_plain_thread() -> None:
+            forker = threading.Thread(target=fork_raw)
+            forker.start()
+            forker.join()
+
+        await trio.to_thread.run_sync(fork_from_plain_thread)
         pid = outcome['pid']
     os.close(write_fd)
     proc = ForkedProcess(pid)
@@ -426,6 +443,51 @@ async def _sigint_trio_child(*, use_prelude: bool) -> int | str:
     return 'wedged'
 
 
+def control_forked_main_thread_misses_signals() -> Result:
+    """CPython 3.13+: in a child forked from a worker thread, a Python signal
+    handler does not run while the main thread executes bytecode, because the
+    eval loop is notified through the parent's (dead) main thread state. The
+    same child forked from the main thread runs it at once."""
+    def probe(from_worker: bool) -> bool:
+        ready_r, ready_w = os.pipe()
+
+        def body() -> None:
+            import time
+            seen: list[int] = []
+            signal.signal(signal.SIGINT, lambda *_: seen.append(1))
+            os.write(ready_w, b'r')
+            deadline = time.monotonic() + 1.5
+            while not seen and time.monotonic() < deadline:
+                pass  # pure bytecode: no blocking call that could return EINTR
+            os._exit(0 if seen else 1)
+
+        outcome: dict[str, int] = {}
+
+        def fork_raw() -> None:
+            pid = os.fork()
+            if pid == 0:
+                body()
+            outcome['pid'] = pid
+
+        if from_worker:
+            forker = threading.Thread(target=fork_raw)
+            forker.start()
+            forker.join()
+        else:
+            fork_raw()
+        os.close(ready_w)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        os.kill(outcome['pid'], signal.SIGINT)
+        return _status_of(outcome['pid']) == 0
+
+    from_main, from_worker = probe(False), probe(True)
+    return from_main and not from_worker, (
+        f'handler ran in a child forked from the main thread: {from_main}; '
+        f'from a worker thread: {from_worker}'
+    )
+
+
 SCENARIOS: dict[str, Callable[[], Result]] = {
     fn.__name__: fn for fn in (
         control_subint_thread_fork,
@@ -437,6 +499,7 @@ SCENARIOS: dict[str, Callable[[], Result]] = {
         control_fork_with_live_subint,
         control_destroy_after_to_thread,
         control_inherited_sigint_wedge,
+        control_forked_main_thread_misses_signals,
     )
 }
 
