@@ -33,7 +33,7 @@ from types import FrameType
 
 import _interpreters
 
-from ._subint_host import run_subint_here
+from ._subint_host import ReraisingThread, run_subint_here
 
 SIGNAL_FD_GLOBAL = '__tractor_subint_signal_fd__'
 """Name of the subinterpreter ``__main__`` global holding the pipe's read end."""
@@ -95,25 +95,16 @@ class SignalForwarder:
     def run_in_worker_thread(self, fn: Callable[[], object], *, thread_name: str) -> None:
         """Run ``fn`` on a new thread while this thread forwards signals;
         return (or re-raise) when ``fn`` does."""
-        error: list[BaseException] = []
-
-        def run_then_wake() -> None:
-            try:
-                fn()
-            except BaseException as exc:
-                error.append(exc)
-            finally:
-                try:
-                    os.write(self._wake_w, bytes([_DONE]))
-                except OSError:
-                    pass  # a full pipe wakes the loop just as well
-
-        worker = threading.Thread(target=run_then_wake, name=thread_name)
+        worker = ReraisingThread(fn, name=thread_name, on_exit=self._wake_done)
         worker.start()
         self._forward_until_done()
-        worker.join()
-        if error:
-            raise error[0]
+        worker.join_and_reraise()
+
+    def _wake_done(self) -> None:
+        try:
+            os.write(self._wake_w, bytes([_DONE]))
+        except OSError:
+            pass  # a full pipe wakes the loop just as well
 
     def _forward_until_done(self) -> None:
         poller = select.poll()
