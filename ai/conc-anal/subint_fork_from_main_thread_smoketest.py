@@ -15,7 +15,6 @@ design works.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
