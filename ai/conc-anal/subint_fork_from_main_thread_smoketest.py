@@ -57,6 +57,30 @@ def _describe_rc(rc: int) -> str:
     return f'signal {signal.Signals(-rc).name}' if rc < 0 else f'exit {rc}'
 
 
+def _raw_fork(body: Callable[[], object], *, from_thread: bool = True) -> int:
+    """Fork *without* our guard or prelude (controls only): the child runs
+    ``body`` and exits 0 unless ``body`` exits first. ``from_thread`` forks
+    from a fresh main-interpreter thread, else from the calling thread."""
+    pid: list[int] = []
+
+    def fork_here() -> None:
+        child = os.fork()
+        if child == 0:
+            try:
+                body()
+            finally:
+                os._exit(0)
+        pid.append(child)
+
+    if from_thread:
+        forker = threading.Thread(target=fork_here)
+        forker.start()
+        forker.join()
+    else:
+        fork_here()
+    return pid[0]
+
+
 # --- scenarios -----------------------------------------------------------------
 
 def control_subint_thread_fork() -> Result:
@@ -103,11 +127,7 @@ def control_subint_thread_fork() -> Result:
 
 def main_thread_fork() -> Result:
     """Control: a plain fork from the main thread, no subinterpreter around."""
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    ok, status = wait_child(pid)
-    return ok, status
+    return wait_child(_raw_fork(lambda: None, from_thread=False))
 
 
 def worker_thread_fork() -> Result:
@@ -235,21 +255,11 @@ def control_fork_with_live_subint() -> Result:
     """Control: a raw fork from a main-interpreter worker thread while an idle
     subinterpreter exists: the child crashes by a signal."""
     interp = _interpreters.create('legacy')
-    outcome: dict[str, int] = {}
-
-    def fork_raw() -> None:
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        outcome['pid'] = pid
-
     try:
-        forker = threading.Thread(target=fork_raw)
-        forker.start()
-        forker.join()
+        pid = _raw_fork(lambda: None)
     finally:
         _interpreters.destroy(interp)
-    rc = _status_of(outcome['pid'])
+    rc = _status_of(pid)
     return rc < 0, f'child {_describe_rc(rc)} (expected a crash: SIGABRT on 3.13, SIGSEGV on 3.14)'
 
 
@@ -410,24 +420,7 @@ async def _sigint_trio_child(*, fixed: bool) -> int | str:
             lambda: fork_from_worker_thread(fixed_child, keep_fds=(write_fd,))
         )
     else:
-        outcome: dict[str, int] = {}
-
-        def fork_raw() -> None:
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    trio.run(sleeper, None)
-                finally:
-                    os._exit(0)
-            outcome['pid'] = pid
-
-        def fork_from_plain_thread() -> None:
-            forker = threading.Thread(target=fork_raw)
-            forker.start()
-            forker.join()
-
-        await trio.to_thread.run_sync(fork_from_plain_thread)
-        pid = outcome['pid']
+        pid = await trio.to_thread.run_sync(_raw_fork, lambda: trio.run(sleeper, None))
     os.close(write_fd)
     proc = ForkedProcess(pid)
     await trio.lowlevel.wait_readable(read_fd)
@@ -460,25 +453,12 @@ def control_forked_main_thread_misses_signals() -> Result:
                 pass  # pure bytecode: no blocking call that could return EINTR
             os._exit(0 if seen else 1)
 
-        outcome: dict[str, int] = {}
-
-        def fork_raw() -> None:
-            pid = os.fork()
-            if pid == 0:
-                body()
-            outcome['pid'] = pid
-
-        if from_worker:
-            forker = threading.Thread(target=fork_raw)
-            forker.start()
-            forker.join()
-        else:
-            fork_raw()
+        pid = _raw_fork(body, from_thread=from_worker)
         os.close(ready_w)
         os.read(ready_r, 1)
         os.close(ready_r)
-        os.kill(outcome['pid'], signal.SIGINT)
-        return _status_of(outcome['pid']) == 0
+        os.kill(pid, signal.SIGINT)
+        return _status_of(pid) == 0
 
     from_main, from_worker = probe(False), probe(True)
     return from_main and not from_worker, (
