@@ -5,6 +5,13 @@ import os
 
 import trio
 
+from tractor_subint.spawn._subint_forkserver import fork_from_worker_thread
+
+
+async def fork_child(target, **kwargs) -> int:
+    """``fork_from_worker_thread(target, **kwargs)`` from inside trio."""
+    return await trio.to_thread.run_sync(lambda: fork_from_worker_thread(target, **kwargs))
+
 
 class ChildPipe:
     """The child keeps :attr:`write_fd` (pass it in ``keep_fds``) and writes

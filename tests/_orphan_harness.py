@@ -13,15 +13,13 @@ import sys
 import trio
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _childio import fork_child  # noqa: E402
 from _subint_children import host_sleeper  # noqa: E402
-from tractor_subint.spawn._subint_forkserver import fork_from_worker_thread  # noqa: E402
 
 
 async def main(report_fd: int) -> None:
-    pid = await trio.to_thread.run_sync(
-        lambda: fork_from_worker_thread(
-            lambda: host_sleeper(report_fd), keep_fds=(report_fd,), stdio='devnull'
-        )
+    pid = await fork_child(
+        lambda: host_sleeper(report_fd), keep_fds=(report_fd,), stdio='devnull'
     )
     os.close(report_fd)
     print(pid, flush=True)

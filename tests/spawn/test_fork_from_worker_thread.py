@@ -10,7 +10,7 @@ import _interpreters
 import pytest
 import trio
 
-from _childio import ChildPipe, send_line
+from _childio import ChildPipe, fork_child, send_line
 from tractor_subint.spawn._subint_forkserver import (
     ChildExit,
     ForkedProcess,
@@ -20,12 +20,6 @@ from tractor_subint.spawn._subint_forkserver import (
     wait_child,
 )
 from tractor_subint.testing import trio_parent_test
-
-
-async def fork(target, **kwargs) -> int:
-    return await trio.to_thread.run_sync(
-        lambda: fork_from_worker_thread(target, **kwargs)
-    )
 
 
 @trio_parent_test(timeout=20)
@@ -41,7 +35,7 @@ async def test_fork_while_trio_runs_child_thread_is_main():
             'gettid_is_pid': threading.get_native_id() == os.getpid(),
         }))
 
-    pid = await fork(child, thread_name='test-forker', keep_fds=pipe.keep_fds)
+    pid = await fork_child(child, thread_name='test-forker', keep_fds=pipe.keep_fds)
     pipe.parent_side()
     report = json.loads(await pipe.receive_line())
     async with ForkedProcess(pid) as proc:
@@ -60,7 +54,7 @@ def _raise_boom():
 
 @trio_parent_test(timeout=20)
 async def test_child_target_raising_reaches_parent_with_traceback():
-    pid = await fork(_raise_boom)
+    pid = await fork_child(_raise_boom)
     ok, status = await trio.to_thread.run_sync(wait_child, pid)
 
     assert not ok
@@ -71,7 +65,7 @@ async def test_child_target_raising_reaches_parent_with_traceback():
 
 @trio_parent_test(timeout=20)
 async def test_forked_process_exposes_child_exception():
-    async with ForkedProcess(await fork(_raise_boom)) as proc:
+    async with ForkedProcess(await fork_child(_raise_boom)) as proc:
         pass
     assert proc.returncode == ChildExit.TARGET_RAISED
     assert proc.child_exception is not None
@@ -86,14 +80,14 @@ async def test_target_sys_exit_sets_exit_code(code, expected_rc):
     def child():
         raise SystemExit(code)
 
-    ok, status = await trio.to_thread.run_sync(wait_child, await fork(child))
+    ok, status = await trio.to_thread.run_sync(wait_child, await fork_child(child))
     assert ok == (expected_rc == 0)
     assert status.startswith(f'rc={expected_rc}')
 
 
 @trio_parent_test(timeout=20)
 async def test_wait_child_expect_failure_inverts_ok():
-    pid = await fork(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    pid = await fork_child(lambda: os.kill(os.getpid(), signal.SIGKILL))
     ok, status = await trio.to_thread.run_sync(
         lambda: wait_child(pid, expect_exit_ok=False)
     )
@@ -123,7 +117,7 @@ async def test_prelude_closes_inherited_fds_and_keeps_requested():
         os.write(kept_w, b'kept-works')
         os.read(hold_r, 1)
 
-    pid = await fork(child, keep_fds=(*report_pipe.keep_fds, kept_w, hold_r))
+    pid = await fork_child(child, keep_fds=(*report_pipe.keep_fds, kept_w, hold_r))
     proc = ForkedProcess(pid)
     report_pipe.parent_side()
     stray_pipe = _pipe_id(stray_r)
@@ -167,7 +161,7 @@ async def test_prelude_resets_signal_state_inherited_from_trio():
             'blocked': sorted(signal.pthread_sigmask(signal.SIG_BLOCK, ())),
         }))
 
-    pid = await fork(child, keep_fds=pipe.keep_fds)
+    pid = await fork_child(child, keep_fds=pipe.keep_fds)
     pipe.parent_side()
     report = json.loads(await pipe.receive_line())
     async with ForkedProcess(pid):
@@ -185,7 +179,7 @@ async def test_stdio_devnull_policy(tmp_path):
             [os.readlink(f'/proc/self/fd/{fd}') for fd in (0, 1, 2)]
         ))
 
-    pid = await fork(child, keep_fds=pipe.keep_fds, stdio='devnull')
+    pid = await fork_child(child, keep_fds=pipe.keep_fds, stdio='devnull')
     pipe.parent_side()
     targets = json.loads(await pipe.receive_line())
     async with ForkedProcess(pid):
@@ -202,7 +196,7 @@ async def test_stdio_file_policy_collects_output(tmp_path):
         print('hello from the child')
         os.write(2, b'and from its stderr\n')
 
-    async with ForkedProcess(await fork(child, stdio=str(log))) as proc:
+    async with ForkedProcess(await fork_child(child, stdio=str(log))) as proc:
         pass
     assert proc.returncode == 0
     assert log.read_text() == 'hello from the child\nand from its stderr\n'
@@ -212,7 +206,7 @@ async def test_stdio_file_policy_collects_output(tmp_path):
 async def test_stdio_policy_from_environment(tmp_path, monkeypatch):
     log = tmp_path / 'env.log'
     monkeypatch.setenv('TRACTOR_SUBINT_CHILD_STDIO', str(log))
-    async with ForkedProcess(await fork(lambda: print('via env'))):
+    async with ForkedProcess(await fork_child(lambda: print('via env'))):
         pass
     assert log.read_text() == 'via env\n'
 

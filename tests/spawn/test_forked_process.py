@@ -7,6 +7,7 @@ import signal
 import trio
 import trio.testing
 
+from _childio import fork_child
 from tractor_subint.spawn._subint_forkserver import ForkedProcess, fork_from_worker_thread
 from tractor_subint.testing import trio_parent_test
 
@@ -14,9 +15,7 @@ from tractor_subint.testing import trio_parent_test
 async def _blocked_child() -> tuple[ForkedProcess, int]:
     """A child that blocks until we close the returned fd (or signal it)."""
     hold_r, hold_w = os.pipe()
-    pid = await trio.to_thread.run_sync(lambda: fork_from_worker_thread(
-        lambda: os.read(hold_r, 1), keep_fds=(hold_r,)
-    ))
+    pid = await fork_child(lambda: os.read(hold_r, 1), keep_fds=(hold_r,))
     os.close(hold_r)
     return ForkedProcess(pid), hold_w
 

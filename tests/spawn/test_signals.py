@@ -10,13 +10,12 @@ from functools import partial
 import pytest
 import trio
 
-from _childio import ChildPipe
+from _childio import ChildPipe, fork_child
 from _subint_children import SLEEPER_BOOTSTRAP, TESTS_DIR, host_sleeper
 from tractor_subint.spawn._subint_forkserver import (
     SIGNAL_FD_GLOBAL,
     ForkedProcess,
     SignalForwarder,
-    fork_from_worker_thread,
     run_subint_here,
     run_subint_with_signal_forwarding,
 )
@@ -37,9 +36,7 @@ async def _signal_and_check_clean_exit(proc: ForkedProcess, pipe: ChildPipe, sig
 @trio_parent_test(timeout=30)
 async def test_signal_to_subint_child_with_live_parent(sig):
     pipe = ChildPipe()
-    pid = await trio.to_thread.run_sync(lambda: fork_from_worker_thread(
-        lambda: host_sleeper(pipe.write_fd), keep_fds=pipe.keep_fds
-    ))
+    pid = await fork_child(lambda: host_sleeper(pipe.write_fd), keep_fds=pipe.keep_fds)
     pipe.parent_side()
     async with ForkedProcess(pid) as proc:
         await _signal_and_check_clean_exit(proc, pipe, sig)
@@ -110,9 +107,7 @@ async def test_second_signal_forces_exit_when_graceful_cancel_is_stuck():
             bootstrap, shared={'report_fd': pipe.write_fd}
         ))
 
-    pid = await trio.to_thread.run_sync(
-        lambda: fork_from_worker_thread(child, keep_fds=pipe.keep_fds)
-    )
+    pid = await fork_child(child, keep_fds=pipe.keep_fds)
     pipe.parent_side()
     async with ForkedProcess(pid) as proc:
         assert await pipe.receive_line() == 'ready'
@@ -153,9 +148,7 @@ async def test_signal_delivered_to_worker_thread_is_not_lost():
             )
         raise SystemExit(forwarder.exit_code)
 
-    pid = await trio.to_thread.run_sync(
-        lambda: fork_from_worker_thread(child, keep_fds=pipe.keep_fds)
-    )
+    pid = await fork_child(child, keep_fds=pipe.keep_fds)
     pipe.parent_side()
     async with ForkedProcess(pid) as proc:
         assert await pipe.receive_line() == 'ready'

@@ -6,6 +6,7 @@ import _interpreters
 import pytest
 import trio
 
+from _childio import fork_child
 from _subint_children import host_peer
 from _subint_peer import Add, Stop, Sum, receive_frame, send_frame
 from tractor_subint.spawn._subint_forkserver import (
@@ -78,9 +79,7 @@ def test_teardown_after_to_thread_does_not_abort():
 async def test_trio_in_subint_in_child_exchanges_msgspec_frames(tmp_path):
     sock_path = str(tmp_path / 'parent.sock')
     listener = trio.SocketListener(await _bind_unix(sock_path))
-    pid = await trio.to_thread.run_sync(
-        lambda: fork_from_worker_thread(lambda: host_peer(sock_path))
-    )
+    pid = await fork_child(lambda: host_peer(sock_path))
     async with ForkedProcess(pid) as proc, listener:
         stream = await listener.accept()
         async with stream:
