@@ -11,6 +11,8 @@ import trio
 from tractor_subint.spawn import SpawnRequest, _spawn
 from tractor_subint.spawn._spawn import (
     SpawnMethodKey,
+    available_start_methods,
+    unusable_reason,
     current_start_method,
     get_spawn_fn,
     try_set_start_method,
@@ -18,14 +20,14 @@ from tractor_subint.spawn._spawn import (
 from tractor_subint.spawn._subint_fork import subint_fork_proc
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-REQUEST = SpawnRequest(name='probe', entry='tractor_subint:__version__')
+REQUEST = SpawnRequest(name='probe', entry='tractor_subint:__version__', ipc_fd=0)
 
 
 @pytest.fixture(autouse=True)
-def _restore_start_method():
-    before = current_start_method()
-    yield
-    try_set_start_method(before)
+def _fresh_selection(monkeypatch):
+    """Each test starts with nothing selected and no environment override."""
+    monkeypatch.delenv(_spawn.ENV_VAR, raising=False)
+    monkeypatch.setattr(_spawn, '_spawn_method', None)
 
 
 def test_spawn_method_keys():
@@ -72,10 +74,41 @@ def test_missing_fork_is_a_clear_error(monkeypatch):
         try_set_start_method('main_thread_forkserver')
 
 
-@pytest.mark.parametrize('key', ['trio', 'main_thread_forkserver', 'subint_forkserver', 'subint'])
-def test_backends_not_built_yet_say_so(key):
-    with pytest.raises(NotImplementedError, match=f"spawn method '{key}' is not available yet"):
-        trio.run(get_spawn_fn(key), REQUEST)
+def test_reserved_subint_backend_says_so():
+    with pytest.raises(NotImplementedError, match="spawn method 'subint' is not available yet"):
+        trio.run(get_spawn_fn('subint'), REQUEST)
+
+
+def test_working_backends_are_registered():
+    assert available_start_methods() == ('trio', 'main_thread_forkserver', 'subint_forkserver')
+    for key in available_start_methods():
+        assert unusable_reason(key) is None
+        assert get_spawn_fn(key).__name__ == f'{key}_proc'
+    assert 'reserved' in unusable_reason('subint')
+    assert 'ai/conc-anal/' in unusable_reason('subint_fork')
+    assert 'unknown' in unusable_reason('mp_spawn')
+
+
+def test_default_is_trio_then_env_then_explicit(monkeypatch):
+    assert current_start_method() == 'trio'
+    assert get_spawn_fn().__name__ == 'trio_proc'
+    monkeypatch.setenv(_spawn.ENV_VAR, 'subint_forkserver')
+    assert current_start_method() == 'subint_forkserver'
+    try_set_start_method('main_thread_forkserver')
+    assert current_start_method() == 'main_thread_forkserver'
+
+
+def test_bad_env_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv(_spawn.ENV_VAR, 'fork_bomb')
+    with pytest.raises(ValueError, match=r'\$TRACTOR_SUBINT_SPAWN_METHOD: unknown spawn method'):
+        current_start_method()
+
+
+def test_spawn_request_rejects_bad_input():
+    with pytest.raises(ValueError, match='entry'):
+        SpawnRequest(name='x', entry='no_colon', ipc_fd=0)
+    with pytest.raises(ValueError, match='ipc_fd'):
+        SpawnRequest(name='x', entry='a:b')
 
 
 def test_subint_fork_stub_explains_the_dead_end():

@@ -49,6 +49,8 @@ class ChildExit(enum.IntEnum):
     """The target raised; the parent can read the exception report."""
     PRELUDE_FAILED = 71
     """The post-fork prelude failed (bad stdio file, ...); report available."""
+    PARENT_GONE = 72
+    """The child's lifeline hung up (its parent died) and it exited on its own."""
     INTERRUPTED = 130
     """The target raised KeyboardInterrupt (128 + SIGINT)."""
 

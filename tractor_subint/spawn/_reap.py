@@ -51,6 +51,7 @@ _MEANINGS = {
     ChildExit.OK: 'exited normally',
     ChildExit.TARGET_RAISED: 'child target raised',
     ChildExit.PRELUDE_FAILED: 'post-fork prelude failed',
+    ChildExit.PARENT_GONE: 'parent gone: lifeline hung up',
 }
 
 

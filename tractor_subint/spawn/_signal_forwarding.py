@@ -19,6 +19,13 @@ signal that arrives before anyone watches waits in a pipe: it is never lost.
 A second delivery of the same signal means the graceful path did not finish:
 the loop restores the default disposition and re-raises the signal, so the
 process ends at once.
+
+The same loop keeps the child's lifeline (:meth:`SignalForwarder.watch_hangup`):
+when the peer of a socket hangs up (the parent died, even by SIGKILL), a
+:data:`LIFELINE_BYTE` is forwarded like a signal and, if the hosted code has
+not finished ``grace`` seconds later, the process exits with ``exit_code``
+:data:`PARENT_GONE_EXIT`. The hosted code may be stuck in a blocking call; the
+main thread is not.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import os
 import select
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
@@ -33,6 +41,8 @@ from types import FrameType
 
 import _interpreters
 
+from ._fork import ChildExit
+from ._prelude import flush_std_streams
 from ._subint_host import ReraisingThread, run_subint_here
 
 SIGNAL_FD_GLOBAL = '__tractor_subint_signal_fd__'
@@ -40,6 +50,10 @@ SIGNAL_FD_GLOBAL = '__tractor_subint_signal_fd__'
 
 DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _DONE = 0  # no signal has number 0: the wakeup pipe's "hosted code finished" byte
+LIFELINE_BYTE = 0xFF
+"""Forwarded when the watched lifeline hangs up; no signal has this number."""
+PARENT_GONE_EXIT = int(ChildExit.PARENT_GONE)
+"""Exit code of a host whose lifeline hung up (its parent is gone)."""
 
 
 def _python_level_noop(signum: int, frame: FrameType | None) -> None:
@@ -64,6 +78,21 @@ class SignalForwarder:
         self._wake_r = self._wake_w = -1
         self._previous: dict[int, object] = {}
         self._previous_wakeup_fd = -1
+        self._lifeline_fd = -1
+        self._lifeline_grace = 0.0
+        self.parent_gone = False
+        """True once the lifeline hung up."""
+
+    def watch_hangup(self, fd: int, *, grace: float) -> None:
+        """Treat a hang-up of the socket ``fd``'s peer as "parent gone".
+
+        The hosted code is told (a :data:`LIFELINE_BYTE` on the forwarded
+        pipe) and gets ``grace`` seconds to finish before the process exits
+        with :data:`PARENT_GONE_EXIT`. ``fd`` stays open and usable: only its
+        hang-up is watched, not its data.
+        """
+        self._lifeline_fd = fd
+        self._lifeline_grace = grace
 
     def __enter__(self) -> SignalForwarder:
         if (threading.current_thread() is not threading.main_thread()
@@ -109,18 +138,45 @@ class SignalForwarder:
     def _forward_until_done(self) -> None:
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
+        if self._lifeline_fd >= 0:
+            poller.register(self._lifeline_fd, select.POLLRDHUP)
+        deadline: float | None = None
+        while True:
+            timeout_ms = None
+            if deadline is not None:
+                timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+            events = poller.poll(timeout_ms)
+            if deadline is not None and time.monotonic() >= deadline:
+                flush_std_streams()
+                os._exit(PARENT_GONE_EXIT)
+            for fd, _mask in events:
+                if fd == self._wake_r and self._drain_wakeup_pipe():
+                    return
+                if fd == self._lifeline_fd and deadline is None:
+                    poller.unregister(fd)
+                    self.parent_gone = True
+                    deadline = time.monotonic() + self._lifeline_grace
+                    self._send(LIFELINE_BYTE)
+
+    def _drain_wakeup_pipe(self) -> bool:
+        """Forward the signals read; True once the hosted code is done."""
+        try:
+            data = os.read(self._wake_r, 512)
+        except BlockingIOError:
+            return False
         done = False
-        while not done:
-            poller.poll()
-            try:
-                data = os.read(self._wake_r, 512)
-            except BlockingIOError:
-                continue
-            for signum in data:
-                if signum == _DONE:
-                    done = True
-                elif signum in self.signals:
-                    self._forward(signum)
+        for signum in data:
+            if signum == _DONE:
+                done = True
+            elif signum in self.signals:
+                self._forward(signum)
+        return done
+
+    def _send(self, byte: int) -> None:
+        try:
+            os.write(self._write_fd, bytes([byte]))
+        except OSError:
+            pass  # a full pipe already holds a cancellation request
 
     def _forward(self, signum: int) -> None:
         if signum in self.received:
@@ -128,15 +184,15 @@ class SignalForwarder:
             os.kill(os.getpid(), signum)
             return
         self.received.append(signum)
-        try:
-            os.write(self._write_fd, bytes([signum]))
-        except OSError:
-            pass  # a full pipe already holds a cancellation request
+        self._send(signum)
 
     @property
     def exit_code(self) -> int:
-        """0, or the shell convention 128 + signum for the first signal."""
-        return 128 + self.received[0] if self.received else 0
+        """0, the shell convention 128 + signum for the first signal, or
+        :data:`PARENT_GONE_EXIT` after a lifeline hang-up."""
+        if self.received:
+            return 128 + self.received[0]
+        return PARENT_GONE_EXIT if self.parent_gone else 0
 
 
 class ForwardedSignal:

@@ -2,7 +2,7 @@
 thread, host trio in a fresh subinterpreter in the child, reap the child.
 
 The pieces live in one module per concept; this module is their public face
-(and will hold the ``subint_forkserver`` backend once the runtime exists):
+and it holds the ``subint_forkserver`` backend, :func:`subint_forkserver_proc`:
 
 - :func:`fork_from_worker_thread` (``_fork``): the fork itself, its guard and
   the child prelude, with :class:`ChildExit` codes;
@@ -15,6 +15,8 @@ The pieces live in one module per concept; this module is their public face
 - :class:`ForkedProcess` (``_forked_process``): a ``trio.Process``-shaped
   handle for supervising a forked child.
 """
+from __future__ import annotations
+
 from ._child_report import ChildExceptionInfo
 from ._fork import (
     ChildExit,
@@ -35,6 +37,8 @@ from ._signal_forwarding import (
     run_subint_with_signal_forwarding,
 )
 from ._subint_host import SubintExecError, run_subint_here, run_subint_in_worker_thread
+from ._contract import ProcessHandle, SpawnRequest
+from ._main_thread_forkserver import spawn_forked
 
 __all__ = [
     'SIGNAL_FD_GLOBAL',
@@ -55,5 +59,15 @@ __all__ = [
     'run_subint_here',
     'run_subint_in_worker_thread',
     'run_subint_with_signal_forwarding',
+    'subint_forkserver_proc',
     'wait_child',
 ]
+
+
+async def subint_forkserver_proc(request: SpawnRequest) -> ProcessHandle:
+    """Fork a child whose actor runs under trio in a fresh subinterpreter on a
+    worker thread, while the child's main interpreter owns signals and the
+    lifeline. From a process that holds a subinterpreter (a
+    ``subint_forkserver`` actor spawning its own children) the fork goes
+    through the tree's forkserver."""
+    return await spawn_forked(request, 'subint')

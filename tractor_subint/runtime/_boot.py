@@ -1,0 +1,70 @@
+"""The one boot path of every child actor.
+
+:func:`actor_child_main` is the entry every backend runs (through
+``spawn._child_host``), the same way in a fresh process, in a forked child's
+main interpreter, or inside a fresh subinterpreter: its three arguments are
+plain values that cross any of those boundaries.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import sys
+
+import trio
+
+from ..spawn._spawn import try_set_start_method
+from . import _testhooks
+from ._actor import Actor
+from ._channel import Channel
+from ._codec import decode_boot_spec, get_codec
+from ._errors import box_error
+from ._msgs import BootFailed, BootSpec, Ready
+from ._state import set_current_actor
+from ._targets import _parent_main
+
+ENTRY = 'tractor_subint.runtime._boot:actor_child_main'
+
+
+class ActorBootError(RuntimeError):
+    """Raised in a child whose boot failed (after telling the parent why)."""
+
+
+def actor_child_main(payload: bytes, ipc_fd: int, cancel_fd: int) -> None:
+    """Become the actor described by ``payload`` and serve until done."""
+    spec = decode_boot_spec(payload)
+    sys.path[:] = spec.sys_path
+    try_set_start_method(spec.spawn_method)  # the default for this actor's children
+    trio.run(_actor_main, spec, ipc_fd, cancel_fd)
+
+
+def _load_modules(spec: BootSpec) -> None:
+    for name in spec.enable_modules:
+        if name == '__main__':
+            _parent_main(spec)
+        else:
+            importlib.import_module(name)
+
+
+async def _actor_main(spec: BootSpec, ipc_fd: int, cancel_fd: int) -> None:
+    exit_code = _testhooks.exit_code('child_exit_before_ready')
+    if exit_code is not None:
+        os._exit(exit_code)
+    chan = Channel.from_socket(socket.socket(fileno=ipc_fd), get_codec())
+    actor = Actor(spec.name, spec.uid, spec)
+    set_current_actor(actor)
+    try:
+        try:
+            _load_modules(spec)
+        except Exception as exc:
+            await chan.send(BootFailed(box_error(exc, spec.uid)))
+            raise ActorBootError(f'actor {spec.name!r} failed to boot: {exc!r}') from exc
+        await _testhooks.delay('child_before_ready')
+        await chan.send(Ready(spec.uid, os.getpid()))
+        await actor.serve(chan, cancel_fd)
+    finally:
+        actor.close()
+        set_current_actor(None)
+        with trio.CancelScope(shield=True):
+            await chan.aclose()

@@ -1,0 +1,81 @@
+"""A bidirectional message channel: length-prefixed frames over a trio stream.
+
+Each frame is a 4-byte big-endian length followed by that many bytes of one
+encoded message. A clean end of stream between frames ends the channel
+(:class:`trio.EndOfChannel`); an end inside a frame is a broken channel.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+
+import trio
+
+from ._codec import Codec
+from ._msgs import Msg
+
+_HEADER = struct.Struct('>I')
+MAX_FRAME = 64 * 1024 * 1024
+"""Frames larger than this are refused: a corrupt length must not allocate GBs."""
+
+
+class Channel:
+    """Send and receive :data:`Msg` values over a connected byte stream."""
+
+    def __init__(self, stream: trio.abc.Stream, codec: Codec) -> None:
+        self._stream = stream
+        self._codec = codec
+        self._buffer = bytearray()
+        self._send_lock = trio.Lock()
+        self._eof = False
+
+    @classmethod
+    def from_socket(cls, sock: socket.socket, codec: Codec) -> Channel:
+        """Wrap a connected stdlib socket; the channel owns it from now on."""
+        return cls(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), codec)
+
+    async def send(self, msg: Msg) -> None:
+        data = self._codec.encode(msg)
+        if len(data) > MAX_FRAME:
+            raise ValueError(f'message of {len(data)} bytes exceeds the {MAX_FRAME}-byte frame limit')
+        async with self._send_lock:
+            await self._stream.send_all(_HEADER.pack(len(data)) + data)
+
+    async def recv(self) -> Msg:
+        """The next message; :class:`trio.EndOfChannel` once the peer is gone."""
+        header = await self._read_exactly(_HEADER.size, first=True)
+        (length,) = _HEADER.unpack(header)
+        if length > MAX_FRAME:
+            raise trio.BrokenResourceError(f'incoming frame of {length} bytes exceeds {MAX_FRAME}')
+        return self._codec.decode(await self._read_exactly(length, first=False))
+
+    async def _read_exactly(self, n: int, *, first: bool) -> bytes:
+        while len(self._buffer) < n:
+            chunk = b'' if self._eof else await self._receive_some()
+            if not chunk:
+                self._eof = True
+                if first and not self._buffer:
+                    raise trio.EndOfChannel
+                raise trio.BrokenResourceError('peer closed the channel inside a frame')
+            self._buffer += chunk
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    async def _receive_some(self) -> bytes:
+        try:
+            return await self._stream.receive_some(65536)
+        except (trio.BrokenResourceError, ConnectionResetError):
+            return b''  # a reset peer is a gone peer
+
+    def __aiter__(self) -> Channel:
+        return self
+
+    async def __anext__(self) -> Msg:
+        try:
+            return await self.recv()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()

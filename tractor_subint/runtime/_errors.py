@@ -1,0 +1,117 @@
+"""Errors that cross actor boundaries, and errors about actors themselves."""
+from __future__ import annotations
+
+import traceback as tb_module
+
+from ..spawn._reap import ChildExitStatus
+from ._msgs import ErrorInfo, Uid
+
+
+def _uid_text(uid: Uid) -> str:
+    return f'{uid[0]}[{uid[1][:8]}]'
+
+
+class RemoteActorError(Exception):
+    """An exception raised in another actor, boxed and re-raised here.
+
+    ``type_name`` is the error's type in the answering actor; when that error
+    was itself a :class:`RemoteActorError` from deeper in the tree,
+    ``src_type_name`` and ``src_uid`` name the original one. The text holds
+    the remote traceback (which, through nesting, holds the deeper ones).
+    """
+
+    def __init__(self, info: ErrorInfo) -> None:
+        self.info = info
+        super().__init__(self._render())
+
+    @property
+    def type_name(self) -> str:
+        return self.info.type_name
+
+    @property
+    def src_type_name(self) -> str:
+        return self.info.src_type_name
+
+    @property
+    def src_uid(self) -> Uid:
+        return self.info.src_uid
+
+    @property
+    def actor_uid(self) -> Uid:
+        return self.info.actor_uid
+
+    @property
+    def remote_message(self) -> str:
+        return self.info.message
+
+    @property
+    def remote_traceback(self) -> str:
+        return self.info.traceback
+
+    def _render(self) -> str:
+        info = self.info
+        origin = ''
+        if info.src_uid != info.actor_uid:
+            origin = f' (originally {info.src_type_name} in actor {_uid_text(info.src_uid)})'
+        body = '\n'.join('  | ' + line for line in info.traceback.rstrip().splitlines())
+        return (
+            f'{info.type_name}: {info.message}\n'
+            f'raised in actor {_uid_text(info.actor_uid)}{origin}\n'
+            f'remote traceback:\n{body}'
+        )
+
+
+class ActorFailure(Exception):
+    """An actor's process died on its own: during boot (it never became
+    ready), or later without being asked to.
+
+    ``exit_status`` says how it ended; ``remote_error`` is the error it
+    reported before dying, when it managed to (boot failures);
+    ``exception_report`` is the traceback its process recorded, if any.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        what: str,
+        exit_status: ChildExitStatus | None,
+        *,
+        remote_error: RemoteActorError | None = None,
+    ) -> None:
+        self.name = name
+        self.exit_status = exit_status
+        self.remote_error = remote_error
+        status = exit_status.describe() if exit_status else 'exit status unknown'
+        text = f'actor {name!r} {what}: {status}'
+        if remote_error is not None:
+            text += f'\n{remote_error}'
+        super().__init__(text)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.exit_status.returncode if self.exit_status else None
+
+    @property
+    def traceback(self) -> str | None:
+        """The child's traceback, from its boot report or its exit report."""
+        if self.remote_error is not None:
+            return self.remote_error.remote_traceback
+        exc = self.exit_status.exception if self.exit_status else None
+        return exc.traceback if exc else None
+
+
+def box_error(exc: BaseException, actor_uid: Uid) -> ErrorInfo:
+    """Box ``exc`` (raised in the actor ``actor_uid``) for the wire."""
+    text = ''.join(tb_module.format_exception(exc))
+    src_uid, src_type = actor_uid, type(exc).__name__
+    if isinstance(exc, RemoteActorError):
+        src_uid, src_type = exc.src_uid, exc.src_type_name
+    message = str(exc).splitlines()[0] if str(exc) else ''
+    return ErrorInfo(
+        type_name=type(exc).__name__,
+        message=message,
+        traceback=text,
+        src_uid=src_uid,
+        src_type_name=src_type,
+        actor_uid=actor_uid,
+    )

@@ -1,0 +1,103 @@
+"""The messages actors exchange, as ``msgspec.Struct`` types.
+
+Parent -> child: :class:`Call`, :class:`CancelCall`, :class:`CancelActor`.
+Child -> parent: :class:`Ready` or :class:`BootFailed` (once, first), then
+:class:`Return`, :class:`Yield`, :class:`StreamEnd`, :class:`Failed` (each
+tagged with the ``cid`` of the call it answers) and :class:`CancelAck`.
+
+:class:`BootSpec` is not a channel message: it is the child's boot payload,
+the one thing a backend hands to a child (as bytes).
+"""
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+Uid = tuple[str, str]
+"""An actor's identity: ``(name, uuid hex)``."""
+
+
+class BootSpec(msgspec.Struct, frozen=True):
+    """Everything a child needs to become an actor."""
+
+    name: str
+    uid: Uid
+    parent_uid: Uid
+    enable_modules: list[str]
+    spawn_method: str
+    sys_path: list[str]
+    main_path: str | None = None
+    """The parent's ``__main__.__file__``: where ``__main__`` RPC targets live."""
+    main_module: str | None = None
+    """The parent's ``__main__.__spec__.name`` when it was run with ``-m``."""
+    forkserver: str | None = None
+    """The tree's forkserver address, for actors that cannot fork themselves."""
+
+
+class ErrorInfo(msgspec.Struct, frozen=True):
+    """An exception, boxed for the wire."""
+
+    type_name: str
+    message: str
+    traceback: str
+    src_uid: Uid
+    """The actor where the original error was raised (deepest in a chain)."""
+    src_type_name: str
+    """The original error's type name (deepest in a chain)."""
+    actor_uid: Uid
+    """The actor that boxed this error (the one answering the call)."""
+
+
+class Ready(msgspec.Struct, tag=True, frozen=True):
+    uid: Uid
+    pid: int
+
+
+class BootFailed(msgspec.Struct, tag=True, frozen=True):
+    error: ErrorInfo
+
+
+class Call(msgspec.Struct, tag=True, frozen=True):
+    cid: int
+    module: str
+    qualname: str
+    kwargs: dict[str, Any]
+    stream: bool = False
+
+
+class CancelCall(msgspec.Struct, tag=True, frozen=True):
+    cid: int
+
+
+class CancelActor(msgspec.Struct, tag=True, frozen=True):
+    pass
+
+
+class CancelAck(msgspec.Struct, tag=True, frozen=True):
+    pass
+
+
+class Return(msgspec.Struct, tag=True, frozen=True):
+    cid: int
+    value: Any
+
+
+class Yield(msgspec.Struct, tag=True, frozen=True):
+    cid: int
+    value: Any
+
+
+class StreamEnd(msgspec.Struct, tag=True, frozen=True):
+    cid: int
+
+
+class Failed(msgspec.Struct, tag=True, frozen=True):
+    cid: int
+    error: ErrorInfo
+
+
+Msg = Union[
+    Ready, BootFailed, Call, CancelCall, CancelActor, CancelAck,
+    Return, Yield, StreamEnd, Failed,
+]

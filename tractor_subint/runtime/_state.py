@@ -1,0 +1,48 @@
+"""Per-interpreter runtime state: which actor this is.
+
+Each actor runs one ``trio.run`` in one interpreter, so a module global is the
+right scope: a subinterpreter has its own copy of this module.
+"""
+from __future__ import annotations
+
+import gc
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+
+_current_actor: Actor | None = None
+
+
+def current_actor() -> Actor:
+    """The actor running here; :class:`RuntimeError` outside the runtime."""
+    if _current_actor is None:
+        raise RuntimeError(
+            'no actor runtime is running here: call this inside '
+            'tractor_subint.open_nursery() or inside an actor'
+        )
+    return _current_actor
+
+
+def set_current_actor(actor: Actor | None) -> None:
+    global _current_actor
+    _current_actor = actor
+
+
+def _forget_runtime_after_fork() -> None:
+    # A forked child inherits the parent's actor, portals and their sockets.
+    # The child prelude then closes those fds by number; if the Python socket
+    # objects were collected later, their finalizers would close whatever new
+    # fd has reused the number. Drop them now, while the fds are still the
+    # inherited ones.
+    set_current_actor(None)
+    gc.collect()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_forget_runtime_after_fork)
+
+
+def _current_actor_or_none() -> Actor | None:
+    return _current_actor

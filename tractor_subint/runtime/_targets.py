@@ -1,0 +1,85 @@
+"""Naming functions across actors: ``(module, qualname)`` references.
+
+A function defined in the parent's ``__main__`` is found in the child the way
+``multiprocessing`` finds it: a forked child running in the main interpreter
+already has that ``__main__``; an exec'd child or a subinterpreter loads the
+parent's main script (or ``-m`` module) under the name ``__mp_main__``, so its
+``if __name__ == '__main__':`` block does not run again.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import runpy
+import sys
+import types
+from collections.abc import Callable
+
+from ._msgs import BootSpec
+
+MAIN_ALIAS = '__mp_main__'
+
+
+def func_ref(fn: Callable[..., object]) -> tuple[str, str]:
+    """``(module, qualname)`` for ``fn``, refusing what a child cannot find."""
+    module = getattr(fn, '__module__', None)
+    qualname = getattr(fn, '__qualname__', None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise TypeError(f'{fn!r} is not a module-level function: cannot call it in another actor')
+    if '<locals>' in qualname or '<lambda>' in qualname:
+        raise TypeError(
+            f'{module}.{qualname} is a local function or lambda: define it at module '
+            f'level so another actor can import it'
+        )
+    if module == MAIN_ALIAS:
+        module = '__main__'
+    return module, qualname
+
+
+def main_info(spec: BootSpec | None) -> tuple[str | None, str | None]:
+    """``(main_path, main_module)`` of the tree's main script, for a child's
+    boot spec: a child actor passes on what it was given (its own
+    ``__main__`` may be a boot module or an empty subinterpreter main)."""
+    if spec is not None:
+        return spec.main_path, spec.main_module
+    main = sys.modules.get('__main__')
+    spec = getattr(main, '__spec__', None)
+    main_module = getattr(spec, 'name', None)
+    path = getattr(main, '__file__', None)
+    return (os.path.abspath(path) if path else None), main_module
+
+
+def _parent_main(spec: BootSpec) -> types.ModuleType:
+    main = sys.modules['__main__']
+    path = getattr(main, '__file__', None)
+    if spec.main_path and path and os.path.abspath(path) == spec.main_path:
+        return main  # a forked child: the parent's __main__ is already here
+    if MAIN_ALIAS in sys.modules:
+        return sys.modules[MAIN_ALIAS]
+    module = types.ModuleType(MAIN_ALIAS)
+    sys.modules[MAIN_ALIAS] = module
+    try:
+        if spec.main_module and spec.main_module != '__main__':
+            namespace = runpy.run_module(spec.main_module, run_name=MAIN_ALIAS, alter_sys=False)
+        elif spec.main_path:
+            namespace = runpy.run_path(spec.main_path, run_name=MAIN_ALIAS)
+        else:
+            raise LookupError("the parent's __main__ has no file or module to load")
+    except BaseException:
+        del sys.modules[MAIN_ALIAS]
+        raise
+    module.__dict__.update(namespace)
+    return module
+
+
+def resolve(spec: BootSpec, module_name: str, qualname: str) -> Callable[..., object]:
+    """The function ``module_name.qualname`` in this actor."""
+    if module_name == '__main__':
+        obj: object = _parent_main(spec)
+    else:
+        obj = importlib.import_module(module_name)
+    for part in qualname.split('.'):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f'{module_name}.{qualname} is not callable')
+    return obj  # type: ignore[return-value]

@@ -1,0 +1,37 @@
+"""Fault and delay injection for tests, read from one environment variable.
+
+``TRACTOR_SUBINT_TEST_HOOKS="point=value,point=value"``; points:
+
+- ``parent_before_handshake=SECONDS``: the parent waits this long after the
+  child was started before it starts waiting for the child's hello (forces
+  the late-listener interleaving: the child is ready first).
+- ``child_before_ready=SECONDS``: the child waits before saying hello.
+- ``child_exit_before_ready=CODE``: the child exits with ``CODE`` instead of
+  saying hello (a child that dies before connecting).
+
+Nothing else in the runtime reads this variable; unset, every hook is a no-op.
+"""
+from __future__ import annotations
+
+import os
+
+import trio
+
+HOOKS_ENV = 'TRACTOR_SUBINT_TEST_HOOKS'
+
+
+def _hooks() -> dict[str, str]:
+    spec = os.environ.get(HOOKS_ENV, '')
+    pairs = (item.partition('=') for item in spec.split(',') if item.strip())
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
+async def delay(point: str) -> None:
+    seconds = _hooks().get(point)
+    if seconds:
+        await trio.sleep(float(seconds))
+
+
+def exit_code(point: str) -> int | None:
+    code = _hooks().get(point)
+    return int(code) if code else None
