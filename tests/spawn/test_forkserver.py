@@ -25,10 +25,10 @@ from tractor_subint.spawn._forkserver import (
     Forkserver,
     ForkserverChild,
     ForkserverError,
-    _Channel,
     spawn_via_forkserver,
     start_forkserver,
 )
+from tractor_subint.spawn._forkserver_wire import _Channel
 from tractor_subint.spawn._signal_forwarding import LIFELINE_BYTE, PARENT_GONE_EXIT
 from tractor_subint.spawn._subint_host import run_subint_in_worker_thread
 from tractor_subint.testing import trio_parent_test

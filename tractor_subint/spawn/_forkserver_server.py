@@ -1,0 +1,359 @@
+"""The forkserver process: one thread, one ``poll()`` loop that forks children.
+
+Started by :func:`~tractor_subint.spawn._forkserver.start_forkserver` as
+``python -m tractor_subint.spawn._forkserver_main LISTEN_FD LIFELINE_FD``.
+It serves one request per connection, forks the child from a borrowed worker
+thread, then keeps the connection to report the child's exit once reaped.
+It stops when its lifeline hits EOF; its children outlive it.
+
+Kept apart from the owner and requester sides so that the server process
+imports only what it runs.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import warnings
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NoReturn, get_args
+
+from ._child_host import HostKind, host_entry, set_process_env
+from ._child_report import ChildExceptionInfo, take_child_exception
+from ._fork import fork_from_worker_thread
+from ._forkserver_wire import _Channel, _close_fds, _ProtocolError
+from ._prelude import resolve_stdio_policy
+
+SERVER_MODULE = 'tractor_subint.spawn._forkserver_main'
+
+_SAVED_PYTHONPATH = 'TRACTOR_SUBINT_FORKSERVER_SAVED_PYTHONPATH'
+"""Where the owner saves its PYTHONPATH (JSON, null if unset) while it puts
+our package first on it; :func:`main` restores it for the children."""
+
+_HOSTS: tuple[str, ...] = get_args(HostKind)
+
+
+@dataclass(frozen=True)
+class _ChildSpec:
+    name: str
+    entry: str
+    payload: bytes
+    host: HostKind
+    stdio: str
+    env: dict[str, str]
+    sys_path: list[str] | None
+    ipc_fd: int
+
+    @classmethod
+    def from_request(cls, req: dict[str, Any], fds: list[int]) -> _ChildSpec:
+        """Validate a request; raises ``ValueError`` with the reason."""
+        if len(fds) != 1:
+            raise ValueError(f'expected exactly 1 attached fd (the IPC socket), got {len(fds)}')
+        name, entry, host = req.get('name'), req.get('entry'), req.get('host')
+        if not isinstance(name, str):
+            raise ValueError(f'name must be a string, got {name!r}')
+        if not isinstance(entry, str) or ':' not in entry:
+            raise ValueError(f"entry must look like 'package.module:function', got {entry!r}")
+        if host not in _HOSTS:
+            raise ValueError(f'host must be one of {_HOSTS}, got {host!r}')
+        try:
+            payload = base64.b64decode(req.get('boot_payload', ''), validate=True)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f'boot_payload is not base64: {exc}') from None
+        stdio = req.get('stdio')
+        if not isinstance(stdio, str):
+            raise ValueError(f'stdio must be a string, got {stdio!r}')
+        resolve_stdio_policy(stdio)  # validate before forking
+        env = req.get('env', {})
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise ValueError('env must map strings to strings')
+        sys_path = req.get('sys_path')
+        if sys_path is not None and not (
+            isinstance(sys_path, list) and all(isinstance(p, str) for p in sys_path)
+        ):
+            raise ValueError('sys_path must be a list of strings or null')
+        return cls(name, entry, payload, host, stdio, env, sys_path, fds[0])
+
+
+def _forked_child(spec: _ChildSpec) -> NoReturn:
+    """The child's target, after the fork prelude."""
+    # The server ignores SIGINT (see serve()); the prelude keeps SIG_IGN
+    # dispositions as exec would, but an actor must get Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    set_process_env(spec.env)
+    if spec.sys_path is not None:
+        # Import the entry as the requester would have.
+        sys.path[:] = spec.sys_path
+    sys.exit(host_entry(spec.entry, spec.payload, spec.ipc_fd, host=spec.host, name=spec.name))
+
+
+def _fork_child(spec: _ChildSpec) -> int:
+    with warnings.catch_warnings():
+        # Forking from a dedicated thread is the design (see _fork).
+        warnings.filterwarnings(
+            'ignore', message=r'This process .* is multi-threaded', category=DeprecationWarning,
+        )
+        return fork_from_worker_thread(
+            partial(_forked_child, spec),
+            thread_name=f'forkserver-fork[{spec.name}]',
+            keep_fds=(spec.ipc_fd,),
+            stdio=spec.stdio,
+        )
+
+
+def _exception_dict(info: ChildExceptionInfo | None) -> dict[str, str] | None:
+    if info is None:
+        return None
+    return {'type_name': info.type_name, 'message': info.message, 'traceback': info.traceback}
+
+
+@dataclass
+class _Child:
+    pid: int
+    pidfd: int
+    channel: _Channel | None
+    """Where to report the exit; None once the requester is gone."""
+
+
+class _Server:
+    """The poll loop. Single-threaded (forks borrow a thread for an instant).
+
+    Handlers must tolerate spurious wake-ups: an fd closed while handling one
+    event of a batch may be reused before a later event of the same batch.
+    """
+
+    def __init__(self, listener: socket.socket, lifeline_fd: int) -> None:
+        listener.setblocking(False)
+        self._listener = listener
+        self._lifeline_fd = lifeline_fd
+        self._poller = select.poll()
+        self._channels: dict[int, _Channel] = {}
+        """Connections we read a request from, or owe output to."""
+        self._awaiting_request: set[int] = set()
+        self._close_when_flushed: set[int] = set()
+        self._children: dict[int, _Child] = {}
+        """By pidfd."""
+        self._stopping = False
+
+    def serve(self) -> None:
+        self._poller.register(self._listener, select.POLLIN)
+        self._poller.register(self._lifeline_fd, select.POLLIN)
+        while not self._stopping:
+            try:
+                events = self._poller.poll()
+            except InterruptedError:
+                continue
+            # The whole batch is handled even once stopping: a child reaped
+            # here is one less orphan zombie.
+            for fd, _mask in events:
+                try:
+                    self._dispatch(fd)
+                except Exception as exc:
+                    print(f'tractor_subint forkserver: error on fd {fd}: {exc!r}', file=sys.stderr)
+                    if fd in self._channels:
+                        self._drop_channel(self._channels[fd])
+        self._shutdown()
+
+    def _dispatch(self, fd: int) -> None:
+        if fd == self._listener.fileno():
+            self._accept()
+        elif fd == self._lifeline_fd:
+            self._check_lifeline()
+        elif fd in self._children:
+            self._reap(self._children[fd])
+        elif fd in self._channels:
+            channel = self._channels[fd]
+            if fd in self._awaiting_request:
+                self._read_request(channel)
+            else:
+                self._flush(channel)
+
+    def _check_lifeline(self) -> None:
+        try:
+            data = os.read(self._lifeline_fd, 512)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b''
+        if not data:
+            self._stopping = True
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # EMFILE and friends: the connection stays queued; say why.
+                print(f'tractor_subint forkserver: accept failed: {exc!r}', file=sys.stderr)
+                return
+            channel = _Channel(sock)
+            self._channels[channel.fileno()] = channel
+            self._awaiting_request.add(channel.fileno())
+            self._poller.register(channel.fileno(), select.POLLIN)
+
+    def _read_request(self, channel: _Channel) -> None:
+        channel.receive_available()
+        try:
+            frame = channel.next_frame()
+        except _ProtocolError as exc:
+            self._refuse(channel, f'bad request: {exc}')
+            return
+        if frame is None:
+            if channel.eof:
+                self._drop_channel(channel)  # gave up before asking
+            return
+        self._awaiting_request.discard(channel.fileno())
+        request, fds = frame
+        try:
+            spec = _ChildSpec.from_request(request, fds)
+        except ValueError as exc:
+            _close_fds(fds)
+            self._refuse(channel, f'bad request: {exc}')
+            return
+        try:
+            pid = _fork_child(spec)
+        except Exception as exc:
+            self._refuse(channel, f'fork failed: {exc!r}')
+            return
+        finally:
+            os.close(spec.ipc_fd)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:
+            # Cannot happen for an unreaped child of ours; never leave one
+            # unwatched if it does.
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            take_child_exception(pid)
+            self._refuse(channel, f'pidfd_open failed: {exc!r}')
+            return
+        self._children[pidfd] = _Child(pid, pidfd, channel)
+        self._poller.register(pidfd, select.POLLIN)
+        channel.queue({'pid': pid}, (pidfd,))
+        self._flush(channel)
+
+    def _refuse(self, channel: _Channel, message: str) -> None:
+        self._awaiting_request.discard(channel.fileno())
+        channel.queue({'error': message})
+        self._close_when_flushed.add(channel.fileno())
+        self._flush(channel)
+
+    def _flush(self, channel: _Channel) -> None:
+        fd = channel.fileno()
+        try:
+            done = channel.flush_nowait()
+        except OSError:
+            self._drop_channel(channel)  # the requester is gone
+            return
+        if done and fd in self._close_when_flushed:
+            self._drop_channel(channel)
+        elif not done:
+            self._poller.register(fd, select.POLLOUT)  # (re-)registers
+        else:
+            # A child's connection is idle until its exit is reported.
+            try:
+                self._poller.unregister(fd)
+            except KeyError:
+                pass
+
+    def _drop_channel(self, channel: _Channel) -> None:
+        fd = channel.fileno()
+        if fd < 0 or self._channels.get(fd) is not channel:
+            return
+        del self._channels[fd]
+        self._awaiting_request.discard(fd)
+        self._close_when_flushed.discard(fd)
+        try:
+            self._poller.unregister(fd)
+        except KeyError:
+            pass
+        for child in self._children.values():
+            if child.channel is channel:
+                child.channel = None
+        channel.close()
+
+    def _reap(self, child: _Child) -> None:
+        try:
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = child.pid, None  # reaped behind our back: unknowable
+        if pid == 0:
+            return  # not exited yet (spurious wake-up)
+        self._poller.unregister(child.pidfd)
+        del self._children[child.pidfd]
+        os.close(child.pidfd)
+        exception = take_child_exception(child.pid)
+        channel = child.channel
+        if channel is None:
+            return
+        if status is None:
+            # No status frame: the requester treats it as a lost status.
+            self._drop_channel(channel)
+            return
+        channel.queue({
+            'returncode': os.waitstatus_to_exitcode(status),
+            'exception': _exception_dict(exception),
+        })
+        self._close_when_flushed.add(channel.fileno())
+        self._flush(channel)
+
+    def _shutdown(self) -> None:
+        address = self._listener.getsockname()
+        self._listener.close()
+        if isinstance(address, str) and address:
+            for remove, path in ((os.unlink, address), (os.rmdir, os.path.dirname(address))):
+                try:
+                    remove(path)
+                except OSError:
+                    pass
+        # Report the children that have already exited, without waiting for
+        # slow readers; the rest stay ours until we exit, then their
+        # requesters fall back (see _forkserver_client.ForkserverChild).
+        for child in list(self._children.values()):
+            self._reap(child)
+        for channel in list(self._channels.values()):
+            channel.close()
+
+
+def serve(listen_fd: int, lifeline_fd: int) -> None:
+    """Run the server on an already listening socket until ``lifeline_fd``
+    hits EOF. Must run on the main thread of a process that never creates
+    subinterpreters (it would lose the ability to fork)."""
+    # Ctrl-C in a terminal reaches the whole process group: the owner decides
+    # when we stop (the lifeline), and the children get Ctrl-C themselves.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # An inherited SIG_IGN would make the kernel reap children behind our back.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.set_blocking(lifeline_fd, False)
+    listener = socket.socket(fileno=listen_fd)
+    _Server(listener, lifeline_fd).serve()
+
+
+def _restore_environment() -> None:
+    saved = os.environ.pop(_SAVED_PYTHONPATH, None)
+    if saved is None:
+        return
+    original = json.loads(saved)
+    if original is None:
+        os.environ.pop('PYTHONPATH', None)
+    else:
+        os.environ['PYTHONPATH'] = original
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tractor_subint.spawn._forkserver_main LISTEN_FD LIFELINE_FD``"""
+    if len(argv) != 2:
+        print(f'usage: python -m {SERVER_MODULE} LISTEN_FD LIFELINE_FD', file=sys.stderr)
+        return 2
+    _restore_environment()
+    serve(int(argv[0]), int(argv[1]))
+    return 0
