@@ -48,7 +48,7 @@ async def test_signal_to_subint_child_with_live_parent(sig):
 async def test_signal_to_orphaned_subint_child(sig):
     """The parent is SIGKILLed first; the orphan must still exit cleanly.
 
-    This session is a subreaper (conftest), so the orphan is re-parented to
+    This session is a subreaper (the pytest plugin), so the orphan is re-parented to
     us and we can read its real exit status.
     """
     pipe = ChildPipe()

@@ -1,0 +1,355 @@
+"""pytest plugin: choose the spawn backend, and leave no process behind.
+
+Registered through the ``pytest11`` entry point, so any pytest run in an
+environment where ``tractor_subint`` is installed gets:
+
+``--spawn-backend=KEY``
+    The spawn method for the session (default ``trio``). A key that is
+    unknown, reserved or unsupported on this Python/platform is a usage
+    error naming the usable ones. The key is selected with
+    :func:`~tractor_subint.spawn._spawn.try_set_start_method` and exported
+    in ``$TRACTOR_SUBINT_SPAWN_METHOD`` so that processes the tests start
+    inherit it.
+
+``start_method`` / ``spawn_backend`` fixtures
+    The selected key (session scope; the two names are aliases).
+
+``@pytest.mark.skipon_spawn_backend(*keys, reason=...)``
+    Skip a test when the selected backend is one of ``keys``. Every key must
+    be a known spawn method key.
+
+Process hygiene (on by default; ``--no-proc-check`` or the ini option
+``tractor_subint_proc_check = false`` turns the checks off)
+    The session becomes a subreaper, so orphans of any test's processes
+    come back to pytest. After each test, any descendant (live or zombie)
+    that the test started is killed, reaped and reported as a teardown
+    error. At session end, any descendant still there is killed, reaped and
+    reported, and the run fails.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tractor_subint.spawn._spawn import (
+    ENV_VAR,
+    SPAWN_METHOD_KEYS,
+    SpawnMethodKey,
+    available_start_methods,
+    try_set_start_method,
+    unusable_reason,
+)
+from tractor_subint.testing._procs import ProcInfo, become_subreaper, descendants
+
+DEFAULT_BACKEND: SpawnMethodKey = 'trio'
+MARKER = 'skipon_spawn_backend'
+INI_PROC_CHECK = 'tractor_subint_proc_check'
+
+# How long a sweep keeps killing and reaping before it reports what is left.
+_SWEEP_TIMEOUT = 5.0
+
+_backend_key = pytest.StashKey[SpawnMethodKey]()
+_proc_check_key = pytest.StashKey[bool]()
+# What pytest_configure changed in this process, so pytest_unconfigure can put
+# it back (matters when pytest runs in-process more than once, e.g. pytester).
+_saved_env_key = pytest.StashKey['str | None']()
+_saved_method_key = pytest.StashKey['SpawnMethodKey | None']()
+_made_subreaper_key = pytest.StashKey[bool]()
+# Set once pytest_sessionfinish begins; what the per-test check finds from
+# then on goes to the session-end report.
+_finishing_key = pytest.StashKey[bool]()
+_late_reports_key = pytest.StashKey['list[str]']()
+_preexisting_key = pytest.StashKey['set[int]']()
+
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup('tractor_subint', 'tractor_subint spawn backends')
+    group.addoption(
+        '--spawn-backend',
+        dest='spawn_backend',
+        default=DEFAULT_BACKEND,
+        metavar='KEY',
+        help=(
+            f'spawn method for this session (default: {DEFAULT_BACKEND}); '
+            f'one of: {", ".join(available_start_methods())}'
+        ),
+    )
+    group.addoption(
+        '--no-proc-check',
+        dest='proc_check',
+        action='store_false',
+        default=None,
+        help=(
+            'do not fail tests, or the session, that leave processes behind '
+            f'(overrides the {INI_PROC_CHECK} ini option)'
+        ),
+    )
+    parser.addini(
+        INI_PROC_CHECK,
+        'fail tests and the session when they leave processes behind (default: true)',
+        type='bool',
+        default=True,
+    )
+
+
+def _select_backend(key: str) -> SpawnMethodKey:
+    reason = unusable_reason(key)
+    if reason is not None:
+        raise pytest.UsageError(
+            f'--spawn-backend={key}: {reason}; usable keys on this Python/platform: '
+            f'{", ".join(available_start_methods())}'
+        )
+    try:
+        return try_set_start_method(key)
+    except (ValueError, RuntimeError) as exc:  # the registry disagrees with unusable_reason
+        raise pytest.UsageError(f'--spawn-backend={key}: {exc}') from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        'markers',
+        f'{MARKER}(*keys, reason=None): skip the test when the selected '
+        f'--spawn-backend is one of keys (known keys: {", ".join(SPAWN_METHOD_KEYS)})',
+    )
+
+    from tractor_subint.spawn import _spawn
+
+    config.stash[_saved_method_key] = _spawn._spawn_method
+    config.stash[_saved_env_key] = os.environ.get(ENV_VAR)
+    key = _select_backend(config.getoption('spawn_backend'))
+    config.stash[_backend_key] = key
+    os.environ[ENV_VAR] = key
+
+    enabled = config.getoption('proc_check')
+    if enabled is None:
+        enabled = config.getini(INI_PROC_CHECK)
+    config.stash[_proc_check_key] = bool(enabled) and _can_list_processes()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _backend_key not in config.stash:
+        return  # pytest_configure failed before selecting a backend
+    from tractor_subint.spawn import _spawn
+
+    _spawn._spawn_method = config.stash[_saved_method_key]
+    saved_env = config.stash[_saved_env_key]
+    if saved_env is None:
+        os.environ.pop(ENV_VAR, None)
+    else:
+        os.environ[ENV_VAR] = saved_env
+    if config.stash.get(_made_subreaper_key, False):
+        become_subreaper(False)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if config.stash[_proc_check_key]:
+        check = 'on (pytest is a subreaper; checked per test and at session end)'
+    elif not _can_list_processes():
+        check = 'off (no /proc on this platform)'
+    else:
+        check = 'off'
+    return [
+        f'spawn backend: {config.stash[_backend_key]} '
+        f'(usable: {", ".join(available_start_methods())})',
+        f'process check: {check}',
+    ]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Make pytest a subreaper: orphans of any test's processes become ours,
+    so the checks see them and they can be reaped.
+
+    Done even with the checks off: tests may rely on getting orphans back.
+    """
+    config = session.config
+    # Not ours to judge: what this process ran before the session began (an
+    # outer session's processes, when pytest runs in-process, e.g. pytester).
+    config.stash[_preexisting_key] = (
+        {info.pid for info in descendants()} if config.stash[_proc_check_key] else set()
+    )
+    if _is_subreaper():
+        return  # already one (an outer pytest run in this process made it so)
+    ok = become_subreaper()
+    config.stash[_made_subreaper_key] = ok
+    if not ok and config.stash[_proc_check_key]:
+        raise pytest.UsageError(
+            'process check: cannot make pytest a subreaper '
+            '(prctl(PR_SET_CHILD_SUBREAPER) failed); pass --no-proc-check '
+            'to run without the check'
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    backend = config.stash[_backend_key]
+    errors: list[str] = []
+    for item in items:
+        for mark in item.iter_markers(MARKER):
+            problem = _marker_problem(mark)
+            if problem is not None:
+                errors.append(f'{item.nodeid}: @pytest.mark.{MARKER}{problem}')
+                continue
+            if backend in mark.args:
+                reason = mark.kwargs.get('reason')
+                text = f'skipped on spawn backend {backend!r}'
+                item.add_marker(pytest.mark.skip(reason=f'{text}: {reason}' if reason else text))
+    if errors:
+        raise pytest.UsageError(
+            '\n'.join(errors) + f'\nknown spawn method keys: {", ".join(SPAWN_METHOD_KEYS)}'
+        )
+
+
+def _marker_problem(mark: pytest.Mark) -> str | None:
+    if not mark.args:
+        return '() needs at least one spawn method key'
+    unexpected = set(mark.kwargs) - {'reason'}
+    if unexpected:
+        return f': unexpected keyword argument(s) {", ".join(sorted(unexpected))}'
+    for key in mark.args:
+        if key not in SPAWN_METHOD_KEYS:
+            return f': unknown spawn method key {key!r}'
+    return None
+
+
+@pytest.fixture(scope='session')
+def start_method(pytestconfig: pytest.Config) -> SpawnMethodKey:
+    """The spawn method selected by ``--spawn-backend``."""
+    return pytestconfig.stash[_backend_key]
+
+
+@pytest.fixture(scope='session')
+def spawn_backend(start_method: SpawnMethodKey) -> SpawnMethodKey:
+    """Alias of :func:`start_method`."""
+    return start_method
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any test that leaves a descendant process (live or zombie).
+
+    Processes that were already there when the test began (started by a
+    session-, module- or class-scoped fixture) are not the test's; the
+    session-end check covers them.
+    """
+    config = request.config
+    if not config.stash[_proc_check_key]:
+        yield
+        return
+    before = {info.pid for info in descendants()}
+    yield
+    left = _kill_and_reap(exclude=before)
+    if not left:
+        return
+    if config.stash.get(_finishing_key, False):
+        # Torn down by pytest_sessionfinish (the run was interrupted or
+        # stopped mid-test): raising here would be an internal error, so
+        # the session-end check reports these.
+        config.stash[_late_reports_key].extend(
+            f'{line}  (left by {request.node.nodeid})' for line in left
+        )
+        return
+    pytest.fail(
+        'test left processes behind (now killed and reaped):\n  '
+        + '\n  '.join(left)
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
+    """Fail the run if any process of ours is still around at the end.
+
+    A wrapper, so the check runs after every fixture is torn down (pytest
+    tears down what is left in its own pytest_sessionfinish), and before the
+    terminal summary.
+    """
+    config = session.config
+    config.stash[_finishing_key] = True
+    config.stash[_late_reports_key] = []
+    try:
+        return (yield)
+    finally:
+        if config.stash.get(_proc_check_key, False):
+            _session_end_check(session)
+
+
+def _session_end_check(session: pytest.Session) -> None:
+    config = session.config
+    left = config.stash[_late_reports_key] + _kill_and_reap(
+        exclude=config.stash.get(_preexisting_key, set())
+    )
+    if not left:
+        return
+    lines = ['processes of this session still alive at its end (now killed and reaped):']
+    lines += [f'  {line}' for line in left]
+    reporter = config.pluginmanager.get_plugin('terminalreporter')
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.section('process check', sep='=', red=True, bold=True)
+        for line in lines:
+            reporter.write_line(line, red=True)
+    else:
+        print('\n'.join(lines), file=sys.stderr)
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _kill_and_reap(exclude: set[int]) -> list[str]:
+    """SIGKILL and reap every descendant whose pid is not in ``exclude``.
+
+    Goes on until none is left (children they fork meanwhile included) or
+    ``_SWEEP_TIMEOUT`` passes. A zombie whose parent is spared (in
+    ``exclude``) is that parent's to reap, not ours. Returns one line per
+    process found, as first seen, marking any that outlived the sweep.
+    """
+    found: dict[int, ProcInfo] = {}
+    deadline = time.monotonic() + _SWEEP_TIMEOUT
+    while True:
+        current = [
+            info for info in descendants()
+            if info.pid not in exclude and not (info.is_zombie and info.ppid in exclude)
+        ]
+        for info in current:
+            found.setdefault(info.pid, info)
+        if not current or time.monotonic() > deadline:
+            break
+        for info in current:
+            if not info.is_zombie:
+                try:
+                    os.kill(info.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for info in current:
+            try:
+                os.waitpid(info.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass  # not (yet) our child: re-parented to us once its parent dies
+        time.sleep(0.005)
+    survivors = {info.pid for info in current}
+    return [
+        f'{info}' + (' [STILL THERE after SIGKILL]' if pid in survivors else '')
+        for pid, info in sorted(found.items())
+    ]
+
+
+def _can_list_processes() -> bool:
+    return os.path.isdir('/proc/self/task')
+
+
+def _is_subreaper() -> bool | None:
+    """Whether this process is a subreaper already; None if unknown."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        flag = ctypes.c_int(0)
+        if libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return bool(flag.value)
