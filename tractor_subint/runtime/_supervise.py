@@ -302,7 +302,10 @@ class ActorNursery:
 
     async def _collect_result(self, child: ChildActor) -> None:
         ok, value = await child.portal._collect_result()
-        if not ok and not child.cancel_requested:
+        # A remote error is a real result even if we were already cancelling
+        # the child (its reply may have crossed our cancel request); only the
+        # "went away" of a child we cancelled ourselves is not a failure.
+        if not ok and not (child.cancel_requested and isinstance(value, ActorFailure)):
             self._fail(value)
         await child.stop()
 
