@@ -50,6 +50,8 @@ class Actor:
         self.forkserver_address: str | None = spec.forkserver if spec else None
         self._owned_forkserver: Forkserver | None = None
         self._calls: dict[int, trio.CancelScope] = {}
+        self.open_nurseries = 0
+        """Actor nurseries open in this actor (the root actor ends with the last)."""
         self.cancel_reason: str | None = None
         """Why this actor stopped serving, once it has."""
 

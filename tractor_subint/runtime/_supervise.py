@@ -368,10 +368,10 @@ async def open_nursery(start_method: str | None = None) -> AsyncIterator[ActorNu
     """
     method = validate_start_method(start_method) if start_method else current_start_method()
     actor = _current_actor_or_none()
-    is_root = actor is None
     if actor is None:
         actor = Actor.new_root()
         set_current_actor(actor)
+    actor.open_nurseries += 1
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as task_nursery:
@@ -396,6 +396,8 @@ async def open_nursery(start_method: str | None = None) -> AsyncIterator[ActorNu
         # trio's group.
         an._raise_errors(body_error)
     finally:
-        if is_root:
+        actor.open_nurseries -= 1
+        if actor.is_root and actor.open_nurseries == 0:
+            # The implicit root actor lives as long as some nursery uses it.
             actor.close()
             set_current_actor(None)
