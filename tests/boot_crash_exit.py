@@ -1,0 +1,4 @@
+"""Enabled in an actor, this module ends its process at import: ``os._exit(3)``."""
+import os
+
+os._exit(3)

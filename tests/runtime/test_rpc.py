@@ -1,0 +1,91 @@
+"""RPC round trips and remote error boxing."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import actor_targets
+import tractor_subint as ts
+from tractor_subint.testing import trio_parent_test
+from _rt_helpers import not_reaped
+
+
+@trio_parent_test(timeout=20)
+async def test_rpc_round_trip(start_method):
+    with pytest.raises(RuntimeError):
+        ts.current_actor()  # outside the runtime
+
+    async with ts.open_nursery() as an:
+        assert an.start_method == start_method
+        root = ts.current_actor()
+        portal = await an.start_actor('calc', enable_modules=['actor_targets'])
+        assert portal.name == 'calc'
+        assert portal.uid[0] == 'calc'
+        assert portal.spawn_time > 0
+
+        assert await portal.run(actor_targets.add, a=2, b=40) == 42
+        payload = {'list': [1, 2.5, 'x', None], 'nested': {'b': b'\x00\xff', 't': True}}
+        assert await portal.run(actor_targets.echo, value=payload) == payload
+
+        info = await portal.run(actor_targets.whoami)
+        assert info['name'] == 'calc'
+        assert tuple(info['uid']) == portal.uid
+        assert tuple(info['uid']) != root.uid
+        assert info['pid'] == portal.pid
+        assert info['pid'] != os.getpid()  # another process
+
+        assert await portal.cancel_actor() is True
+
+    assert not_reaped([portal.pid]) == []
+    with pytest.raises(RuntimeError):
+        ts.current_actor()  # the root actor is gone with its nursery
+
+
+@trio_parent_test(timeout=20)
+async def test_run_in_actor_result(start_method):
+    async with ts.open_nursery() as an:
+        portal = await an.run_in_actor(actor_targets.add, name='adder', a=1, b=2)
+        who = await an.run_in_actor(actor_targets.whoami)
+    assert await portal.wait_for_result() == 3
+    info = await who.wait_for_result()
+    assert info['name'] == 'whoami'
+    assert info['pid'] == who.pid != os.getpid()
+    assert not_reaped([portal.pid, who.pid]) == []
+
+
+@trio_parent_test(timeout=20)
+async def test_remote_error_is_boxed(start_method):
+    async with ts.open_nursery() as an:
+        portal = await an.start_actor('errors', enable_modules=['actor_targets'])
+        with pytest.raises(ts.RemoteActorError) as info:
+            await portal.run(actor_targets.raise_boom, message='kaboom 1234')
+        err = info.value
+        assert err.type_name == 'BoomError'
+        assert err.src_type_name == 'BoomError'
+        assert tuple(err.src_uid) == portal.uid
+        assert 'kaboom 1234' in err.remote_message
+        # The remote traceback names the raising function and its module.
+        assert 'raise_boom' in err.remote_traceback
+        assert 'actor_targets.py' in err.remote_traceback
+        text = str(err)
+        assert 'BoomError' in text
+        assert 'kaboom 1234' in text
+        assert 'Traceback (most recent call last)' in text
+        assert 'raise BoomError(message)' in text
+
+        # The actor survives a failed call.
+        assert await portal.run(actor_targets.add, a=1, b=1) == 2
+        await portal.cancel_actor()
+
+
+@trio_parent_test(timeout=20)
+async def test_run_in_actor_error_is_raised_at_nursery_exit(start_method):
+    with pytest.raises(ts.RemoteActorError) as info:
+        async with ts.open_nursery() as an:
+            portal = await an.run_in_actor(actor_targets.raise_boom_async, message='late')
+    assert info.value.type_name == 'BoomError'
+    assert 'late' in str(info.value)
+    # The same error is available from the portal after the nursery exited.
+    with pytest.raises(ts.RemoteActorError):
+        await portal.wait_for_result()
