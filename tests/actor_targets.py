@@ -159,13 +159,17 @@ async def run_blocking_grandchild(seconds: float, fifo: str) -> None:
         await portal.run(blocking_sleep, seconds=seconds, fifo=fifo)
 
 
-async def hold_grandchild() -> None:
+async def hold_grandchild(blocking: bool = False) -> None:
     """Spawn a grandchild, publish its pid (``'grandchild_pid'``) once it is
-    ready, and keep it sleeping (in trio) until cancelled."""
+    ready, and keep it sleeping until cancelled: in trio, or, with
+    ``blocking``, in a blocking ``time.sleep`` that no cancel can reach."""
     async with ts.open_nursery() as an:
         portal = await an.start_actor('grandchild', enable_modules=['actor_targets'])
         publish('grandchild_pid', portal.pid)
-        await portal.run(sleep_forever)
+        if blocking:
+            await portal.run(blocking_sleep, seconds=600)
+        else:
+            await portal.run(sleep_forever)
 
 
 # -- streaming -----------------------------------------------------------------

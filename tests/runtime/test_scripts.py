@@ -59,8 +59,8 @@ async def test_main_defined_targets(start_method, tmp_path):
     assert len({root, run['pid'], run_in_actor['pid']}) == 3, 'each actor is its own process'
 
 
-async def _start_tree(start_method: str, tmp_path) -> tuple[ScriptProcess, dict]:
-    script = await ScriptProcess.start('tree_then_wait.py', script_env(start_method), tmp_path)
+async def _start_tree(start_method: str, tmp_path, *args: str) -> tuple[ScriptProcess, dict]:
+    script = await ScriptProcess.start('tree_then_wait.py', script_env(start_method), tmp_path, *args)
     try:
         with trio.fail_after(20):
             ready = await script.read_json_after('READY')
@@ -68,6 +68,27 @@ async def _start_tree(start_method: str, tmp_path) -> tuple[ScriptProcess, dict]
         await _cleanup(script, [])
         raise
     return script, ready
+
+
+@trio_parent_test(timeout=30)
+async def test_sigkill_of_parent_ends_a_blocked_child(start_method, tmp_path):
+    """The grandchild sits in a blocking call, so no cancel can reach it, and
+    its parent is SIGKILLed, so no kill ladder will: only the lifeline poller
+    on its host's main thread can end it."""
+    script, ready = await _start_tree(start_method, tmp_path, '--blocking-leaf')
+    child, grandchild = ready['actors']
+    pids = sorted(set(ready['actors']) | set(ready['descendants']))
+    try:
+        os.kill(child, signal.SIGKILL)
+        killed_at = trio.current_time()
+        survivors = await wait_pids_gone([grandchild], timeout=LIFELINE_BOUND)
+        elapsed = trio.current_time() - killed_at
+        assert survivors == [], f'blocked grandchild still alive {elapsed:.2f}s after its parent died'
+        # The root sees its child die on its own: a failure, not a hang.
+        with trio.fail_after(10):
+            assert await script.proc.wait() != 0
+    finally:
+        await _cleanup(script, pids)
 
 
 @trio_parent_test(timeout=30)

@@ -1,13 +1,15 @@
 """A root actor running a depth-3 tree (root -> child -> grandchild), then
 waiting to be signalled.
 
-usage: python tree_then_wait.py
+usage: python tree_then_wait.py [--blocking-leaf]
 
 Prints ``READY {"root": pid, "actors": [child, grandchild], "descendants":
 [every process below the root]}`` once the whole tree is up, then sleeps
 forever. On SIGINT (KeyboardInterrupt out of ``trio.run``) it prints
 ``INTERRUPTED {"elapsed": seconds since the signal was noticed}`` and exits
-130. The backend comes from ``$TRACTOR_SUBINT_SPAWN_METHOD``.
+130. The backend comes from ``$TRACTOR_SUBINT_SPAWN_METHOD``. With
+``--blocking-leaf`` the grandchild sits in a blocking ``time.sleep`` (it
+cannot react to any cancellation, only its host's lifeline can end it).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import os
 import pathlib
 import sys
 import time
+from functools import partial
 
 import trio
 
@@ -33,7 +36,10 @@ async def main() -> None:
         child = await an.start_actor('child', enable_modules=['actor_targets'])
         try:
             async with trio.open_nursery() as tn:
-                tn.start_soon(child.run, actor_targets.hold_grandchild)
+                tn.start_soon(partial(
+                    child.run, actor_targets.hold_grandchild,
+                    blocking='--blocking-leaf' in sys.argv,
+                ))
                 grandchild = await child.run(actor_targets.wait_published, key='grandchild_pid')
                 ready = {
                     'root': os.getpid(),
