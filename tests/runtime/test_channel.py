@@ -1,0 +1,66 @@
+"""Frames, codec and channel: what crosses the wire between actors."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+
+from tractor_subint.runtime._channel import MAX_FRAME, Channel
+from tractor_subint.runtime._codec import MsgpackCodec, decode_boot_spec, encode_boot_spec, get_codec
+from tractor_subint.runtime._msgs import BootSpec, Call, CancelActor, Return
+from tractor_subint.testing import trio_parent_test
+
+
+def _channel_and_raw_peer() -> tuple[Channel, socket.socket]:
+    ours, peer = socket.socketpair()
+    return Channel.from_socket(ours, MsgpackCodec()), peer
+
+
+@trio_parent_test(timeout=10)
+async def test_messages_round_trip_in_order_across_split_reads():
+    a, b = socket.socketpair()
+    left, right = Channel.from_socket(a, MsgpackCodec()), Channel.from_socket(b, MsgpackCodec())
+    sent = [Call(i, 'mod', 'fn', {'x': i, 'blob': b'\0' * (i * 1000)}) for i in range(50)]
+    async with trio.open_nursery() as nursery:
+        async def send_all() -> None:
+            for msg in sent:
+                await left.send(msg)
+            await left.aclose()
+        nursery.start_soon(send_all)
+        received = [msg async for msg in right]
+    assert received == sent
+    await right.aclose()
+
+
+@trio_parent_test(timeout=10)
+async def test_eof_inside_a_frame_is_a_broken_channel():
+    right, raw = _channel_and_raw_peer()
+    raw.sendall(b'\0\0\0\x10abc')  # announces 16 bytes, sends 3
+    raw.close()
+    with pytest.raises(trio.BrokenResourceError, match='inside a frame'):
+        await right.recv()
+    await right.aclose()
+
+
+@trio_parent_test(timeout=10)
+async def test_oversized_frame_is_refused_before_reading_it():
+    right, raw = _channel_and_raw_peer()
+    raw.sendall((MAX_FRAME + 1).to_bytes(4, 'big'))
+    with pytest.raises(trio.BrokenResourceError, match='exceeds'):
+        await right.recv()
+    raw.close()
+    await right.aclose()
+
+
+def test_unserialisable_value_is_a_clear_type_error():
+    with pytest.raises(TypeError, match='msgpack-serialisable'):
+        MsgpackCodec().encode(Return(1, object()))
+
+
+def test_codec_registry_and_boot_spec():
+    assert get_codec('msgpack').decode(get_codec().encode(CancelActor())) == CancelActor()
+    with pytest.raises(ValueError, match="unknown codec 'pickle'"):
+        get_codec('pickle')
+    spec = BootSpec('a', ('a', 'f' * 32), ('root', '0' * 32), ['m'], 'trio', ['/x'])
+    assert decode_boot_spec(encode_boot_spec(spec)) == spec
