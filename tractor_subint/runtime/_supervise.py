@@ -15,7 +15,6 @@ So an unresponsive child (stuck in a blocking call) is gone within
 """
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import time
