@@ -294,11 +294,11 @@ def test_tests_that_leave_processes_behind_fail(inner):
         '*ERROR at teardown of test_zombie_child*',
         '*ERROR at teardown of test_orphaned_grandchild*',
         '*ERROR at teardown of test_child_with_a_child*',
-        "E * pid=* state=S 'sleep 3601'",
+        "E * pid=* state=? 'sleep 3601'",
         'E * pid=* state=Z (zombie: exited, not reaped) *',
-        f"E * pid=* ppid={inner_pid} state=S 'sleep 3602'",
-        "E * pid=* state=S 'sleep 3603'",
-        "E * pid=* state=S 'sh -c sleep 3603 *",
+        f"E * pid=* ppid={inner_pid} state=? 'sleep 3602'",
+        "E * pid=* state=? 'sleep 3603'",
+        "E * pid=* state=? 'sh -c sleep 3603 *",
     ])
     result.stdout.no_fnmatch_line('*test_clean*')
     result.stdout.no_fnmatch_line('*= process check =*')  # the per-test check got all
@@ -356,7 +356,7 @@ def test_session_end_check_fails_the_run(inner, where):
     result.stdout.fnmatch_lines([
         '*= process check =*',
         'processes of this session still alive at its end (now killed and reaped):',
-        "  pid=* state=S 'sleep 3604'",
+        "  pid=* state=? 'sleep 3604'",
     ])
     assert_gone(read_pids(pids))
 
@@ -366,7 +366,7 @@ def test_session_end_check_turns_no_tests_into_a_failure(inner):
     inner.makeconftest(SESSIONFINISH_SLEEPER.format(pids=str(pids)))
     result = run(inner)
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # not NO_TESTS_COLLECTED
-    result.stdout.fnmatch_lines(['*= process check =*', "  pid=* state=S 'sleep 3604'"])
+    result.stdout.fnmatch_lines(['*= process check =*', "  pid=* state=? 'sleep 3604'"])
     assert_gone(read_pids(pids))
 
 
@@ -397,7 +397,7 @@ def test_a_stopped_run_still_reaps_and_keeps_its_exit_status(inner, stop, ret):
     result.stdout.fnmatch_lines([
         '*= process check =*',
         'processes of this session still alive at its end (now killed and reaped):',
-        "  pid=* state=S 'sleep 3607'  (left by *::test_leaks_then_stops)",
+        "  pid=* state=? 'sleep 3607'  (left by *::test_leaks_then_stops)",
     ])
     assert 'INTERNALERROR' not in result.stdout.str() + result.stderr.str()
     result.stdout.no_fnmatch_line('*test_never_runs*')
