@@ -205,6 +205,7 @@ class ScriptProcess:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 env=env,
+                start_new_session=True,  # its own process group, as a shell job would be
             )
         return cls(proc, stderr_path)
 

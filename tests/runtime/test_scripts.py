@@ -112,12 +112,19 @@ async def test_sigkill_of_root_leaves_no_orphan(start_method, tmp_path):
         await _cleanup(script, pids)
 
 
+@pytest.mark.parametrize('target', ['root', 'group'])
 @trio_parent_test(timeout=30)
-async def test_sigint_to_root_exits_the_whole_tree(start_method, tmp_path):
+async def test_sigint_to_root_exits_the_whole_tree(start_method, tmp_path, target):
+    """``target='root'``: the root alone gets SIGINT and cancels the tree.
+    ``target='group'``: Ctrl-C in a terminal, every process of the tree gets
+    it at once; the children's exits must not turn into errors of the root."""
     script, ready = await _start_tree(start_method, tmp_path)
     pids = sorted(set(ready['actors']) | set(ready['descendants']))
     try:
-        os.kill(script.proc.pid, signal.SIGINT)  # the root only, not its group
+        if target == 'group':
+            os.killpg(script.proc.pid, signal.SIGINT)
+        else:
+            os.kill(script.proc.pid, signal.SIGINT)
         sent_at = trio.current_time()
         with trio.move_on_after(SIGINT_BOUND + SIGINT_SLACK):
             rest = await script.read_rest()

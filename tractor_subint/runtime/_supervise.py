@@ -326,6 +326,9 @@ class ActorNursery:
         errors = list(self._errors)
         if isinstance(body_error, KeyboardInterrupt):
             # Children interrupted by the same Ctrl-C are not separate failures.
+            # (Usually the root's own KeyboardInterrupt has them marked as
+            # cancelled first; this covers a root whose loop was blocked when
+            # the signal landed, so their exits were noticed before it.)
             errors = [e for e in errors if not _exited_on_sigint(e)]
         if body_error is not None and not isinstance(body_error, trio.Cancelled):
             errors.insert(0, body_error)
