@@ -76,12 +76,16 @@ class Actor:
             self.forkserver_address = self._owned_forkserver.address
         return self.forkserver_address
 
-    def close(self) -> None:
-        """Release what this actor owns (its forkserver, if it started one)."""
-        if self._owned_forkserver is not None:
-            self._owned_forkserver.close()
-            self._owned_forkserver = None
-            self.forkserver_address = self.spec.forkserver if self.spec else None
+    async def aclose(self) -> None:
+        """Release what this actor owns (its forkserver, if it started one),
+        even when cancelled; the forkserver is reaped on a worker thread so
+        the event loop does not wait on it."""
+        forkserver, self._owned_forkserver = self._owned_forkserver, None
+        if forkserver is None:
+            return
+        self.forkserver_address = self.spec.forkserver if self.spec else None
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(forkserver.close)
 
     # -- child side ---------------------------------------------------------
 

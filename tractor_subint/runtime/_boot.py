@@ -64,7 +64,7 @@ async def _actor_main(spec: BootSpec, ipc_fd: int, cancel_fd: int) -> None:
         await chan.send(Ready(spec.uid, os.getpid()))
         await actor.serve(chan, cancel_fd)
     finally:
-        actor.close()
         set_current_actor(None)
+        await actor.aclose()
         with trio.CancelScope(shield=True):
             await chan.aclose()

@@ -401,5 +401,5 @@ async def open_nursery(start_method: str | None = None) -> AsyncIterator[ActorNu
         actor.open_nurseries -= 1
         if actor.is_root and actor.open_nurseries == 0:
             # The implicit root actor lives as long as some nursery uses it.
-            actor.close()
             set_current_actor(None)
+            await actor.aclose()
