@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import Self
 
 import trio
 
@@ -14,7 +15,53 @@ _POLL_MIN = 0.005
 _POLL_MAX = 0.1
 
 
-class ForkedProcess:
+class ChildHandle:
+    """What the handles on forked children share, given ``poll``, ``wait``
+    and ``send_signal``: :attr:`exit_status`, :meth:`terminate`,
+    :meth:`kill`, and :meth:`aclose` (also as ``async with``)."""
+
+    stdin = stdout = stderr = None
+    pid: int
+    returncode: int | None
+    child_exception: ChildExceptionInfo | None
+
+    async def wait(self) -> int:
+        raise NotImplementedError
+
+    def send_signal(self, sig: int) -> None:
+        raise NotImplementedError
+
+    @property
+    def exit_status(self) -> ChildExitStatus | None:
+        if self.returncode is None:
+            return None
+        return ChildExitStatus(self.pid, self.returncode, self.child_exception)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    async def aclose(self) -> None:
+        """Wait for the child; if cancelled (or failing) meanwhile, kill it
+        and wait for it, shielded."""
+        try:
+            await self.wait()
+        finally:
+            if self.returncode is None:
+                self.kill()
+                with trio.CancelScope(shield=True):
+                    await self.wait()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class ForkedProcess(ChildHandle):
     """Supervise a child we forked: ``pid``, :meth:`poll`, :attr:`returncode`,
     ``await`` :meth:`wait` (cancellable), :meth:`terminate`, :meth:`kill`,
     :meth:`send_signal`, and :meth:`aclose` (``async with`` support).
@@ -24,8 +71,6 @@ class ForkedProcess:
     if it did. Signals go through a pidfd when there is one, so a signal sent
     after the child was reaped can never hit a recycled pid.
     """
-
-    stdin = stdout = stderr = None
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -40,12 +85,6 @@ class ForkedProcess:
     def __repr__(self) -> str:
         state = 'running' if self.returncode is None else f'returncode={self.returncode}'
         return f'<ForkedProcess pid={self.pid} {state}>'
-
-    @property
-    def exit_status(self) -> ChildExitStatus | None:
-        if self.returncode is None:
-            return None
-        return ChildExitStatus(self.pid, self.returncode, self.child_exception)
 
     def poll(self) -> int | None:
         """Reap the child if it has exited; return the returncode or None."""
@@ -104,28 +143,6 @@ class ForkedProcess:
                 os.kill(self.pid, sig)
         except ProcessLookupError:
             pass
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    async def aclose(self) -> None:
-        """Wait for the child; if cancelled meanwhile, kill it and reap it."""
-        try:
-            await self.wait()
-        finally:
-            if self.returncode is None:
-                self.kill()
-                with trio.CancelScope(shield=True):
-                    await self.wait()
-
-    async def __aenter__(self) -> ForkedProcess:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     def __del__(self) -> None:
         # The child itself is not ours to kill here; only our fds are.

@@ -21,7 +21,7 @@ from ._child_report import ChildExceptionInfo
 from ._contract import SpawnRequest
 from ._forkserver_wire import _Channel, _close_fds, _notify_closing, _ProtocolError
 from ._prelude import resolve_stdio_policy
-from ._reap import ChildExitStatus
+from ._forked_process import ChildHandle
 
 SPAWN_REPLY_TIMEOUT = 10.0
 """Seconds a requester waits for the server's reply to a sent request."""
@@ -50,7 +50,7 @@ def _returncode_from_waitid(result: os.waitid_result) -> int:
     return -result.si_status
 
 
-class ForkserverChild:
+class ForkserverChild(ChildHandle):
     """A child forked by a forkserver for us, shaped like :class:`trio.Process`
     (and :class:`ForkedProcess`): ``pid``, :meth:`poll`, :attr:`returncode`,
     ``await`` :meth:`wait` (cancellable), :meth:`send_signal`,
@@ -68,8 +68,6 @@ class ForkserverChild:
     True and :attr:`exit_status` says why.
     """
 
-    stdin = stdout = stderr = None
-
     def __init__(self, pid: int, pidfd: int, channel: _Channel, *, name: str = '') -> None:
         self.pid = pid
         self.name = name
@@ -84,12 +82,6 @@ class ForkserverChild:
     def __repr__(self) -> str:
         state = 'running' if self.returncode is None else f'returncode={self.returncode}'
         return f'<ForkserverChild {self.name!r} pid={self.pid} {state}>'
-
-    @property
-    def exit_status(self) -> ChildExitStatus | None:
-        if self.returncode is None:
-            return None
-        return ChildExitStatus(self.pid, self.returncode, self.child_exception)
 
     def poll(self) -> int | None:
         """The returncode once the child has exited and its status arrived."""
@@ -173,29 +165,6 @@ class ForkserverChild:
             signal.pidfd_send_signal(self._pidfd, sig)
         except ProcessLookupError:
             pass  # already reaped by the server
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    async def aclose(self) -> None:
-        """Wait for the child; if cancelled (or failing) meanwhile, kill it and
-        wait for it, shielded."""
-        try:
-            await self.wait()
-        finally:
-            if self.returncode is None:
-                self.kill()
-                with trio.CancelScope(shield=True):
-                    await self.wait()
-
-    async def __aenter__(self) -> ForkserverChild:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     def __del__(self) -> None:
         # The child is not ours to kill here; only our fds are.
