@@ -53,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 
+from ._exec_child import with_package_on_pythonpath
 from ._forkserver_client import (
     STATUS_LOST_RETURNCODE,
     ForkserverChild,
@@ -81,21 +82,13 @@ _MAX_UNIX_PATH = 100  # sun_path is 108 bytes on Linux, with a NUL
 
 # --- owner side --------------------------------------------------------------
 
-def _package_parent_dir() -> str:
-    """The directory holding the ``tractor_subint`` package we run from."""
-    spawn_dir = os.path.dirname(os.path.abspath(__file__))
-    return os.path.dirname(os.path.dirname(spawn_dir))
-
-
 def _server_environment() -> dict[str, str]:
     """Our environment, with our package first on PYTHONPATH so the server
     imports the same code even when it is not installed. The server puts the
     original value back, so its children see the owner's environment."""
     env = dict(os.environ)
-    original = env.get('PYTHONPATH')
-    env[_SAVED_PYTHONPATH] = json.dumps(original)
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (_package_parent_dir(), original) if p)
-    return env
+    env[_SAVED_PYTHONPATH] = json.dumps(env.get('PYTHONPATH'))
+    return with_package_on_pythonpath(env)
 
 
 def _private_socket_dir() -> str:

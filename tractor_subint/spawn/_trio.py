@@ -13,10 +13,8 @@ import sys
 import trio
 
 from ._contract import SpawnRequest
+from ._exec_child import with_package_on_pythonpath
 from ._prelude import resolve_stdio_policy
-
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def _stdio_kwargs(request: SpawnRequest) -> dict[str, object]:
     stdio = resolve_stdio_policy(request.stdio)
@@ -29,14 +27,6 @@ def _stdio_kwargs(request: SpawnRequest) -> dict[str, object]:
     return dict(stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _child_env(request: SpawnRequest) -> dict[str, str]:
-    env = {**os.environ, **request.env}
-    # Importable even when the package is not installed (run from a checkout).
-    paths = [_PACKAGE_PARENT, *filter(None, env.get('PYTHONPATH', '').split(os.pathsep))]
-    env['PYTHONPATH'] = os.pathsep.join(dict.fromkeys(paths))
-    return env
-
-
 async def trio_proc(request: SpawnRequest) -> trio.Process:
     """Start ``request`` in a fresh interpreter process; return its handle."""
     argv = [
@@ -47,7 +37,7 @@ async def trio_proc(request: SpawnRequest) -> trio.Process:
     stdio = _stdio_kwargs(request)
     try:
         return await trio.lowlevel.open_process(
-            argv, pass_fds=(request.ipc_fd,), env=_child_env(request), **stdio
+            argv, pass_fds=(request.ipc_fd,), env=with_package_on_pythonpath({**os.environ, **request.env}), **stdio
         )
     finally:
         out = stdio.get('stdout')
