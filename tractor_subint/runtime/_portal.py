@@ -98,21 +98,29 @@ class Portal:
                     await self._child.process_exited.wait()
             raise self._gone_error() from None
 
+    def _register_call(self) -> tuple[int, trio.MemorySendChannel[Msg], trio.MemoryReceiveChannel[Msg]]:
+        """A new call id and the channel its replies will be routed to."""
+        cid = next(self._cids)
+        send, replies = trio.open_memory_channel[Msg](math.inf)
+        self._waiters[cid] = send
+        return cid, send, replies
+
+    async def _send_call(self, cid: int, ref: tuple[str, str], kwargs: dict[str, Any], *, stream: bool) -> None:
+        if self._closed.is_set():
+            raise self._gone_error()
+        try:
+            await self.channel.send(Call(cid, *ref, kwargs, stream))
+        except _GONE:
+            raise self._gone_error() from None
+
     @asynccontextmanager
     async def _open_call(
         self, fn: Callable[..., object], kwargs: dict[str, Any], *, stream: bool
     ) -> AsyncIterator[tuple[int, trio.MemoryReceiveChannel[Msg]]]:
-        module, qualname = func_ref(fn)
-        cid = next(self._cids)
-        send, replies = trio.open_memory_channel[Msg](math.inf)
-        self._waiters[cid] = send
+        ref = func_ref(fn)
+        cid, send, replies = self._register_call()
         try:
-            if self._closed.is_set():
-                raise self._gone_error()
-            try:
-                await self.channel.send(Call(cid, module, qualname, kwargs, stream))
-            except _GONE:
-                raise self._gone_error() from None
+            await self._send_call(cid, ref, kwargs, stream=stream)
             yield cid, replies
         finally:
             self._waiters.pop(cid, None)
@@ -130,14 +138,10 @@ class Portal:
         async with self._open_call(fn, kwargs, stream=False) as (_cid, replies):
             return _unwrap(await self._next(replies))
 
-    async def _start_result_call(self, fn: Callable[..., object], kwargs: dict[str, Any]) -> None:
+    async def _start_result_call(self, ref: tuple[str, str], kwargs: dict[str, Any]) -> None:
         """For ``run_in_actor``: send the call now, collect it later."""
-        module, qualname = func_ref(fn)
-        cid = next(self._cids)
-        send, replies = trio.open_memory_channel[Msg](math.inf)
-        self._waiters[cid] = send
-        self._result_waiter = replies
-        await self.channel.send(Call(cid, module, qualname, kwargs, False))
+        cid, _send, self._result_waiter = self._register_call()
+        await self._send_call(cid, ref, kwargs, stream=False)
 
     async def _collect_result(self) -> tuple[bool, Any]:
         """Wait for the ``run_in_actor`` reply; ``(ok, value or error)``."""

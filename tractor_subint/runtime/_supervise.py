@@ -39,7 +39,7 @@ from ._log import log
 from ._msgs import BootFailed, BootSpec, CancelActor, Ready
 from ._portal import Portal
 from ._state import _current_actor_or_none, set_current_actor
-from ._targets import main_info
+from ._targets import func_ref, main_info
 
 CANCEL_ACK_TIMEOUT = 0.5
 CANCEL_EXIT_TIMEOUT = 3.0
@@ -162,10 +162,9 @@ class ActorNursery:
         The result is collected when the nursery block ends (or earlier, with
         ``portal.wait_for_result()``); an error cancels the whole nursery.
         """
+        ref = func_ref(fn)  # refuses lambdas and locals before anything is spawned
         name = name or getattr(fn, '__name__', 'actor')
-        module = getattr(fn, '__module__', None)
-        modules = [module] if isinstance(module, str) else []
-        child = await self._spawn(name, modules, run_in_actor=True, call=(fn, kwargs))
+        child = await self._spawn(name, [ref[0]], run_in_actor=True, call=(ref, kwargs))
         return child.portal
 
     async def cancel(self) -> None:
@@ -206,7 +205,7 @@ class ActorNursery:
         modules: list[str],
         *,
         run_in_actor: bool,
-        call: tuple[Callable[..., object], dict[str, Any]] | None = None,
+        call: tuple[tuple[str, str], dict[str, Any]] | None = None,
     ) -> ChildActor:
         if self._closed:
             raise RuntimeError('this actor nursery has exited: it cannot spawn any more')
