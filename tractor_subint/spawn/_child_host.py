@@ -24,9 +24,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Literal
+from typing import Literal, NoReturn
 
 from ._signal_forwarding import SignalForwarder
 from ._subint_host import run_subint_here
@@ -100,6 +100,16 @@ def host_entry(
     return forwarder.exit_code
 
 
-def set_process_env(env: dict[str, str]) -> None:
-    """Apply a spawn request's extra environment in a forked child."""
+def run_forked_child(
+    entry: str,
+    payload: bytes,
+    ipc_fd: int,
+    *,
+    host: HostKind,
+    name: str,
+    env: Mapping[str, str],
+) -> NoReturn:
+    """A forked child's target: apply the request's extra environment, host
+    the entry, exit with :func:`host_entry`'s code."""
     os.environ.update(env)
+    sys.exit(host_entry(entry, payload, ipc_fd, host=host, name=name))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn, get_args
 
-from ._child_host import HostKind, host_entry, set_process_env
+from ._child_host import HostKind, run_forked_child
 from ._child_report import ChildExceptionInfo, take_child_exception
 from ._fork import fork_from_worker_thread
 from ._forkserver_wire import _Channel, _close_fds, _ProtocolError
@@ -87,11 +87,12 @@ def _forked_child(spec: _ChildSpec) -> NoReturn:
     # The server ignores SIGINT (see serve()); the prelude keeps SIG_IGN
     # dispositions as exec would, but an actor must get Ctrl-C.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    set_process_env(spec.env)
     if spec.sys_path is not None:
         # Import the entry as the requester would have.
         sys.path[:] = spec.sys_path
-    sys.exit(host_entry(spec.entry, spec.payload, spec.ipc_fd, host=spec.host, name=spec.name))
+    run_forked_child(
+        spec.entry, spec.payload, spec.ipc_fd, host=spec.host, name=spec.name, env=spec.env,
+    )
 
 
 def _fork_child(spec: _ChildSpec) -> int:

@@ -14,12 +14,11 @@ handlers, which trio's own Ctrl-C handling needs.
 """
 from __future__ import annotations
 
-import sys
 from functools import partial
 
 import trio
 
-from ._child_host import HostKind, host_entry, set_process_env
+from ._child_host import HostKind, run_forked_child
 from ._contract import ProcessHandle, SpawnRequest
 from ._fork import fork_from_worker_thread, in_subinterpreter, live_subinterpreters
 from ._forked_process import ForkedProcess
@@ -30,20 +29,16 @@ def can_fork_here() -> bool:
     return not in_subinterpreter() and not live_subinterpreters()
 
 
-def _forked_child(request: SpawnRequest, host: HostKind) -> None:
-    set_process_env(request.env)
-    sys.exit(host_entry(
-        request.entry, request.boot_payload, request.ipc_fd, host=host, name=request.name,
-    ))
-
-
 async def spawn_forked(request: SpawnRequest, host: HostKind) -> ProcessHandle:
     """Fork a child that hosts ``request``'s entry in ``host``: directly when
     this process can fork, else through the forkserver."""
     if can_fork_here():
         pid = await trio.to_thread.run_sync(partial(
             fork_from_worker_thread,
-            partial(_forked_child, request, host),
+            partial(
+                run_forked_child, request.entry, request.boot_payload, request.ipc_fd,
+                host=host, name=request.name, env=request.env,
+            ),
             thread_name=f'tractor-subint-forker[{request.name}]',
             keep_fds=(request.ipc_fd,),
             stdio=request.stdio,
