@@ -16,6 +16,7 @@ import pytest
 import trio
 import trio.testing
 
+from _childio import LineReader, socket_reader
 from _forkserver_entries import ENV_VAR
 from tractor_subint.spawn._child_host import LIFELINE_GRACE
 from tractor_subint.spawn._contract import SpawnRequest
@@ -43,29 +44,9 @@ def forkserver():
         yield fs
 
 
-class Peer:
-    """The test's end of a child's IPC socket, read line by line."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-        self._buffer = b''
-
-    async def receive_line(self) -> str:
-        while b'\n' not in self._buffer:
-            chunk = await self.stream.receive_some()
-            if not chunk:
-                raise EOFError(f'child hung up; partial line {self._buffer!r}')
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b'\n', 1)
-        return line.decode()
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-
 async def spawn(
     address: str, fn: str, payload: bytes = b'', *, host: str = 'main', **request_kw: object,
-) -> tuple[ForkserverChild, Peer]:
+) -> tuple[ForkserverChild, LineReader]:
     """Spawn ``_forkserver_entries.fn`` through the forkserver at ``address``;
     return its handle and our end of its IPC socket."""
     ours, theirs = socket.socketpair()
@@ -80,7 +61,7 @@ async def spawn(
         raise
     finally:
         theirs.close()  # the child has its own copy
-    return child, Peer(ours)
+    return child, socket_reader(ours)
 
 
 @HOSTS
@@ -470,7 +451,7 @@ async def test_child_is_reaped_after_its_requester_hangs_up(forkserver):
     assert len(fds) == 1, reply
     pidfd = fds[0]
     conn.close()  # the requester is gone
-    peer = Peer(ours)
+    peer = socket_reader(ours)
     try:
         assert await peer.receive_line() == 'ready'
         await peer.aclose()  # lifeline: the child exits on its own
