@@ -6,12 +6,12 @@ over ``ipc_fd`` (a connected Unix socket) with plain ``os.read``/``os.write``.
 """
 from __future__ import annotations
 
+import _interpreters
 import json
 import os
 import socket
 import sys
 
-import _interpreters
 import trio
 
 ENV_VAR = 'TRACTOR_SUBINT_FORKSERVER_TEST_VAR'
@@ -76,9 +76,8 @@ async def spawn_from_subinterpreter(address: str, report_fd: int) -> None:
     Meant to run in trio inside a subinterpreter: this process then holds a
     live subinterpreter, so forking here would crash the child.
     """
-    from tractor_subint.spawn._contract import SpawnRequest
-    from tractor_subint.spawn._fork import refuse_unsafe_fork
-    from tractor_subint.spawn._forkserver import spawn_via_forkserver, start_forkserver
+    from tractor_subint.spawn import SpawnRequest, refuse_unsafe_fork
+    from tractor_subint.spawn.forkserver import spawn_via_forkserver, start_forkserver
 
     lines = []
     try:

@@ -1,10 +1,10 @@
 """Runs inside a subinterpreter: answer msgspec requests over a socket."""
 from __future__ import annotations
 
+import _interpreters
 import os
 import struct
 
-import _interpreters
 import msgspec
 import trio
 

@@ -7,34 +7,43 @@ stays free of the runtime.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_getattr
 
 __version__ = '0.1.0.dev0'
 
-_RUNTIME_NAMES = frozenset({
-    'Actor', 'ActorFailure', 'ActorNursery', 'MsgStream', 'Portal',
-    'RemoteActorError', 'current_actor', 'open_nursery',
-})
-_SPAWN_NAMES = frozenset({'try_set_start_method', 'current_start_method', 'SpawnMethodKey'})
+__all__ = [
+    'Actor',
+    'ActorFailure',
+    'ActorNursery',
+    'MsgStream',
+    'Portal',
+    'RemoteActorError',
+    'SpawnMethodKey',
+    'current_actor',
+    'current_start_method',
+    'open_nursery',
+    'try_set_start_method',
+]
 
 if TYPE_CHECKING:
-    from .runtime import (  # noqa: F401
-        Actor, ActorFailure, ActorNursery, MsgStream, Portal, RemoteActorError,
-        current_actor, open_nursery,
-    )
-    from .spawn import SpawnMethodKey, current_start_method, try_set_start_method  # noqa: F401
+    from .runtime import Actor as Actor
+    from .runtime import ActorFailure as ActorFailure
+    from .runtime import ActorNursery as ActorNursery
+    from .runtime import MsgStream as MsgStream
+    from .runtime import Portal as Portal
+    from .runtime import RemoteActorError as RemoteActorError
+    from .runtime import current_actor as current_actor
+    from .runtime import open_nursery as open_nursery
+    from .spawn import SpawnMethodKey as SpawnMethodKey
+    from .spawn import current_start_method as current_start_method
+    from .spawn import try_set_start_method as try_set_start_method
 
-
-def __getattr__(name: str) -> Any:
-    if name in _RUNTIME_NAMES:
-        from . import runtime
-
-        return getattr(runtime, name)
-    if name in _SPAWN_NAMES:
-        from . import spawn
-
-        return getattr(spawn, name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-__all__ = sorted(_RUNTIME_NAMES | _SPAWN_NAMES)
+__getattr__ = lazy_getattr(__name__, {
+    '.runtime': (
+        'Actor', 'ActorFailure', 'ActorNursery', 'MsgStream', 'Portal', 'RemoteActorError',
+        'current_actor', 'open_nursery',
+    ),
+    '.spawn': ('SpawnMethodKey', 'current_start_method', 'try_set_start_method'),
+})

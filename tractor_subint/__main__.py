@@ -8,7 +8,7 @@ import trio
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .spawn._spawn import SPAWN_METHOD_KEYS, available_start_methods, unusable_reason
+    from .spawn import available_start_methods, registered_backends, unusable_reason
 
     parser = argparse.ArgumentParser(prog='python -m tractor_subint')
     commands = parser.add_subparsers(dest='command', required=True)
@@ -20,10 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     key = args.spawn_backend
-    if key is not None and unusable_reason(key):
+    reason = unusable_reason(key) if key is not None else None
+    if reason is not None:
+        every_key = ', '.join(backend.key for backend in registered_backends())
         parser.error(
-            f'{unusable_reason(key)}; usable: {", ".join(available_start_methods())} '
-            f'(all keys: {", ".join(SPAWN_METHOD_KEYS)})'
+            f'{reason}; usable: {", ".join(available_start_methods())} (all keys: {every_key})'
         )
     from ._demo import run_demo
 

@@ -46,7 +46,7 @@ async def spawn_leaf() -> dict[str, object]:
     """Spawn a child of this actor, ask it where it runs, cancel it."""
     async with ts.open_nursery() as an:
         leaf = await an.start_actor('leaf', enable_modules=[__name__])
-        info = await leaf.run(where)
+        info: dict[str, object] = await leaf.run(where)
         info['spawn_ms'] = round(leaf.spawn_time * 1000, 1)
         await leaf.cancel_actor()
     return info

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ warnings.filterwarnings('ignore', message='.*multi-threaded, use of fork', categ
 
 try:
     import _interpreters
+
     import trio
 
     from tractor_subint.spawn._subint_forkserver import (
@@ -42,7 +44,7 @@ try:
     from tractor_subint.testing import become_subreaper
 except ImportError as exc:  # pragma: no cover - setup problem, not a result
     print(f'FAIL (setup) cannot import what the smoketest needs: {exc}')
-    raise SystemExit(2)
+    raise SystemExit(2) from None
 
 Result = tuple[bool, str]
 BOUND = 20.0  # seconds any scenario may take before it counts as hung
@@ -117,9 +119,9 @@ def control_subint_thread_fork() -> Result:
             _interpreters.destroy(interp)
         if outcome != [None]:
             return False, f'bootstrap failed: {getattr(outcome[0], "errdisplay", outcome)}'
-        rc = int(open(paths['child-rc']).read())
+        rc = int(pathlib.Path(paths['child-rc']).read_text())
         ran = os.path.exists(paths['child-ran'])
-        text = open(paths['child-stderr']).read()
+        text = pathlib.Path(paths['child-stderr']).read_text()
     fatal = next((line for line in text.splitlines() if 'Fatal Python error' in line), '')
     ok = rc != 0 and not ran
     return ok, f'child {_describe_rc(rc)}, its code ran: {ran}; {fatal or "no fatal error text"}'
@@ -211,8 +213,9 @@ def full_architecture() -> Result:
 
 async def _exchange_or_die(listener, proc, numbers) -> dict | None:
     """Send one frame and read the reply, unless the child dies first."""
-    import msgspec
     import struct
+
+    import msgspec
 
     reply: dict | None = None
     async with trio.open_nursery() as nursery:

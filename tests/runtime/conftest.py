@@ -9,7 +9,6 @@ import pathlib
 from collections.abc import Iterator
 
 import pytest
-
 from _rt_helpers import Fifo, Gate
 
 

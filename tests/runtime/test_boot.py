@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import signal
 
+import actor_targets
 import pytest
 import trio
+from _rt_helpers import not_reaped
 
-import actor_targets
 import tractor_subint as ts
 from tractor_subint.testing import trio_parent_test
-from _rt_helpers import not_reaped
 
 HOOKS = 'TRACTOR_SUBINT_TEST_HOOKS'
 # A boot failure is reported at once; "promptly" leaves room for a cold

@@ -6,13 +6,13 @@ be shielded from this test's own ``fail_after``.
 """
 from __future__ import annotations
 
-import trio
-
 import actor_targets
+import trio
+from _rt_helpers import not_reaped
+
 import tractor_subint as ts
 from tractor_subint.runtime import CANCEL_ACK_TIMEOUT, TERMINATE_TIMEOUT
 from tractor_subint.testing import trio_parent_test
-from _rt_helpers import not_reaped
 
 # Slack on top of a documented bound, for reaping and a loaded CI machine.
 SLACK = 1.0

@@ -6,9 +6,10 @@ import socket
 import pytest
 import trio
 
+from tractor_subint.runtime._bootspec import BootSpec
 from tractor_subint.runtime._channel import MAX_FRAME, Channel
-from tractor_subint.runtime._codec import MsgpackCodec, decode_boot_spec, encode_boot_spec, get_codec
-from tractor_subint.runtime._msgs import BootSpec, Call, CancelActor, Return
+from tractor_subint.runtime._codec import MsgpackCodec, get_codec
+from tractor_subint.runtime._msgs import Call, CancelActor, Return
 from tractor_subint.testing import trio_parent_test
 
 
@@ -62,5 +63,5 @@ def test_codec_registry_and_boot_spec():
     assert get_codec('msgpack').decode(get_codec().encode(CancelActor())) == CancelActor()
     with pytest.raises(ValueError, match="unknown codec 'pickle'"):
         get_codec('pickle')
-    spec = BootSpec('a', ('a', 'f' * 32), ('root', '0' * 32), ['m'], 'trio', ['/x'])
-    assert decode_boot_spec(encode_boot_spec(spec)) == spec
+    spec = BootSpec('a', ('a', 'f' * 32), ['m'], 'trio', ['/x'])
+    assert BootSpec.from_bytes(spec.to_bytes()) == spec

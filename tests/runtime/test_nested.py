@@ -1,14 +1,14 @@
 """Nested trees: root -> child -> grandchild."""
 from __future__ import annotations
 
+import actor_targets
 import pytest
 import trio
+from _rt_helpers import wait_pids_gone
 
-import actor_targets
 import tractor_subint as ts
 from tractor_subint.runtime import CANCEL_ACK_TIMEOUT, TERMINATE_TIMEOUT
 from tractor_subint.testing import trio_parent_test
-from _rt_helpers import wait_pids_gone
 
 SLACK = 1.0
 

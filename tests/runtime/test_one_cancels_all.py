@@ -1,13 +1,13 @@
 """Errors in ``run_in_actor`` children: one cancels all, many are grouped."""
 from __future__ import annotations
 
+import actor_targets
 import pytest
 import trio
+from _rt_helpers import not_reaped
 
-import actor_targets
 import tractor_subint as ts
 from tractor_subint.testing import trio_parent_test
-from _rt_helpers import not_reaped
 
 
 @trio_parent_test(timeout=30)

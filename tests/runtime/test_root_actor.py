@@ -1,10 +1,10 @@
 """The implicit root actor: created by the first nursery, ended by the last."""
 from __future__ import annotations
 
+import actor_targets
 import pytest
 import trio
 
-import actor_targets
 import tractor_subint as ts
 from tractor_subint.testing import trio_parent_test
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 import actor_targets
+import pytest
+from _rt_helpers import not_reaped
+
 import tractor_subint as ts
 from tractor_subint.testing import trio_parent_test
-from _rt_helpers import not_reaped
 
 
 @trio_parent_test(timeout=20)

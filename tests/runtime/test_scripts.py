@@ -13,10 +13,10 @@ import signal
 
 import pytest
 import trio
+from _rt_helpers import ScriptProcess, kill_quietly, reap_zombies, script_env, wait_pids_gone
 
 from tractor_subint.runtime import CANCEL_ACK_TIMEOUT
 from tractor_subint.testing import trio_parent_test
-from _rt_helpers import ScriptProcess, kill_quietly, reap_zombies, script_env, wait_pids_gone
 
 LIFELINE_BOUND = 2.0
 """Children of a dead parent exit on their own within this (documented)."""

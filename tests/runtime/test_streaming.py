@@ -1,10 +1,10 @@
 """Streaming from an async generator in an actor."""
 from __future__ import annotations
 
+import actor_targets
 import pytest
 import trio
 
-import actor_targets
 import tractor_subint as ts
 from tractor_subint.testing import trio_parent_test
 

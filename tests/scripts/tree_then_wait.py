@@ -25,6 +25,7 @@ import trio
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/
 
 import actor_targets  # noqa: E402
+
 import tractor_subint as ts  # noqa: E402
 from tractor_subint.testing import descendants  # noqa: E402
 

@@ -1,16 +1,16 @@
 """fork_from_worker_thread(): the fork, its guard, the child prelude."""
 from __future__ import annotations
 
+import _interpreters
 import json
 import os
 import signal
 import threading
 
-import _interpreters
 import pytest
 import trio
-
 from _childio import ChildPipe, fork_child, send_line
+
 from tractor_subint.spawn._subint_forkserver import (
     ChildExit,
     ForkedProcess,

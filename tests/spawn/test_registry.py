@@ -1,6 +1,7 @@
-"""The spawn-method registry and the subint_fork dead-end stub."""
+"""The spawn-method registry (backends as records) and the dead-end stubs."""
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 from typing import get_args
@@ -8,16 +9,23 @@ from typing import get_args
 import pytest
 import trio
 
-from tractor_subint.spawn import SpawnRequest, _spawn
-from tractor_subint.spawn._spawn import (
+from tractor_subint.spawn import (
+    ENV_VAR,
+    Backend,
     SpawnMethodKey,
+    SpawnRequest,
     available_start_methods,
-    unusable_reason,
     current_start_method,
-    get_spawn_fn,
+    get_backend,
+    register_backend,
+    registered_backends,
+    reset_start_method,
+    selected_start_method,
     try_set_start_method,
+    unregister_backend,
+    unusable_reason,
 )
-from tractor_subint.spawn._subint_fork import subint_fork_proc
+from tractor_subint.spawn.backends.subint_fork import subint_fork_proc
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 REQUEST = SpawnRequest(name='probe', entry='tractor_subint:__version__', ipc_fd=0)
@@ -26,30 +34,68 @@ REQUEST = SpawnRequest(name='probe', entry='tractor_subint:__version__', ipc_fd=
 @pytest.fixture(autouse=True)
 def _fresh_selection(monkeypatch):
     """Each test starts with nothing selected and no environment override."""
-    monkeypatch.delenv(_spawn.ENV_VAR, raising=False)
-    monkeypatch.setattr(_spawn, '_spawn_method', None)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    saved = selected_start_method()
+    reset_start_method()
+    yield
+    monkeypatch.undo()  # os.fork and friends back before re-selecting
+    if saved is None:
+        reset_start_method()
+    else:
+        try_set_start_method(saved)
 
 
-def test_spawn_method_keys():
-    assert set(get_args(SpawnMethodKey)) == {
+@pytest.fixture
+def extra_backend():
+    """A backend registered by 'someone else' for the test's duration."""
+    spawned: list[SpawnRequest] = []
+
+    async def fake_proc(request: SpawnRequest):
+        spawned.append(request)
+        return 'a handle'
+
+    backend = register_backend(Backend('fake', 'a test double', fake_proc))
+    yield backend, spawned
+    unregister_backend('fake')
+
+
+def test_builtin_records_are_the_spawn_method_keys():
+    keys = tuple(backend.key for backend in registered_backends())
+    assert keys == get_args(SpawnMethodKey) == (
         'trio', 'main_thread_forkserver', 'subint_forkserver', 'subint', 'subint_fork',
-    }
-    assert set(_spawn._methods) == set(get_args(SpawnMethodKey))
+    )
+
+
+def test_records_declare_what_each_backend_is():
+    trio_, mtf, sfs, subint, subint_fork = (get_backend(k) for k in get_args(SpawnMethodKey))
+    assert (trio_.forks, trio_.hosts_subinterpreter) == (False, False)
+    assert (mtf.forks, mtf.hosts_subinterpreter) == (True, False)
+    assert (sfs.forks, sfs.hosts_subinterpreter) == (True, True)
+    assert subint.hosts_subinterpreter and not subint.forks
+    assert {'fork', 'pidfd'} <= mtf.requires and 'subinterpreters' in sfs.requires
+    assert [b.status for b in (trio_, mtf, sfs, subint, subint_fork)] == [
+        'working', 'working', 'working', 'reserved', 'dead_end',
+    ]
+    assert all(backend.description for backend in registered_backends())
 
 
 @pytest.mark.parametrize('key', get_args(SpawnMethodKey))
 def test_try_set_start_method_accepts_every_key(key):
     assert try_set_start_method(key) == key
     assert current_start_method() == key
+    assert selected_start_method() == key
 
 
-def test_unknown_key_names_the_valid_ones():
+def test_unknown_key_names_the_registered_ones(extra_backend):
     with pytest.raises(ValueError) as err:
         try_set_start_method('mp_forkserver')
     assert "'mp_forkserver'" in str(err.value)
-    for key in get_args(SpawnMethodKey):
-        assert key in str(err.value)
+    for backend in registered_backends():
+        assert backend.key in str(err.value)
+    assert 'fake' in str(err.value)
     assert current_start_method() == 'trio'
+    with pytest.raises(ValueError, match="unknown spawn method 'nope'"):
+        get_backend('nope')
 
 
 def test_unsupported_python_is_a_clear_error(monkeypatch):
@@ -65,6 +111,8 @@ def test_unsupported_python_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, '__import__', no_interpreters)
     with pytest.raises(RuntimeError, match=r"'subint_forkserver' needs subinterpreters .*CPython >= 3\.13"):
         try_set_start_method('subint_forkserver')
+    assert 'needs subinterpreters' in unusable_reason('subint_forkserver')
+    assert 'subint_forkserver' not in available_start_methods()
     assert try_set_start_method('trio') == 'trio'  # unaffected
 
 
@@ -72,18 +120,30 @@ def test_missing_fork_is_a_clear_error(monkeypatch):
     monkeypatch.delattr('os.fork')
     with pytest.raises(RuntimeError, match=r"'main_thread_forkserver' needs os\.fork\(\)"):
         try_set_start_method('main_thread_forkserver')
+    assert available_start_methods() == ('trio',)
+
+
+def test_missing_pidfds_are_a_clear_error(monkeypatch):
+    def no_pidfd(pid):
+        raise OSError(38, 'Function not implemented')
+
+    monkeypatch.setattr(os, 'pidfd_open', no_pidfd)
+    with pytest.raises(RuntimeError, match=r"'main_thread_forkserver' needs pidfds"):
+        try_set_start_method('main_thread_forkserver')
 
 
 def test_reserved_subint_backend_says_so():
     with pytest.raises(NotImplementedError, match="spawn method 'subint' is not available yet"):
-        trio.run(get_spawn_fn('subint'), REQUEST)
+        trio.run(get_backend('subint').spawn, REQUEST)
+    assert 'reserved' in unusable_reason('subint')
 
 
 def test_working_backends_are_registered():
     assert available_start_methods() == ('trio', 'main_thread_forkserver', 'subint_forkserver')
     for key in available_start_methods():
+        backend = get_backend(key)
         assert unusable_reason(key) is None
-        assert get_spawn_fn(key).__name__ == f'{key}_proc'
+        assert backend.spawn_fn == f'tractor_subint.spawn.backends.{key}:{key}_proc'
     assert 'reserved' in unusable_reason('subint')
     assert 'ai/conc-anal/' in unusable_reason('subint_fork')
     assert 'unknown' in unusable_reason('mp_spawn')
@@ -91,15 +151,18 @@ def test_working_backends_are_registered():
 
 def test_default_is_trio_then_env_then_explicit(monkeypatch):
     assert current_start_method() == 'trio'
-    assert get_spawn_fn().__name__ == 'trio_proc'
-    monkeypatch.setenv(_spawn.ENV_VAR, 'subint_forkserver')
+    assert get_backend().key == 'trio'
+    monkeypatch.setenv(ENV_VAR, 'subint_forkserver')
     assert current_start_method() == 'subint_forkserver'
+    assert selected_start_method() is None
     try_set_start_method('main_thread_forkserver')
     assert current_start_method() == 'main_thread_forkserver'
+    reset_start_method()
+    assert current_start_method() == 'subint_forkserver'
 
 
 def test_bad_env_value_names_the_variable(monkeypatch):
-    monkeypatch.setenv(_spawn.ENV_VAR, 'fork_bomb')
+    monkeypatch.setenv(ENV_VAR, 'fork_bomb')
     with pytest.raises(ValueError, match=r'\$TRACTOR_SUBINT_SPAWN_METHOD: unknown spawn method'):
         current_start_method()
 
@@ -111,12 +174,46 @@ def test_spawn_request_rejects_bad_input():
         SpawnRequest(name='x', entry='a:b')
 
 
+def test_a_registered_backend_is_selectable_and_spawns(extra_backend):
+    backend, spawned = extra_backend
+    assert get_backend('fake') is backend
+    assert 'fake' in available_start_methods()
+    assert try_set_start_method('fake') == 'fake'
+    assert trio.run(get_backend().spawn, REQUEST) == 'a handle'
+    assert spawned == [REQUEST]
+
+
+def test_registration_refuses_duplicates_and_keeps_builtins(extra_backend):
+    backend, _ = extra_backend
+    with pytest.raises(ValueError, match="'fake' is already registered"):
+        register_backend(Backend('fake', 'again', None))
+    replacement = Backend('fake', 'a replacement', None, status='reserved', reason='for later')
+    assert register_backend(replacement, replace=True) is get_backend('fake')
+    assert unusable_reason('fake') == "spawn method 'fake' is for later"
+    with pytest.raises(ValueError, match='built-in'):
+        unregister_backend('trio')
+
+
+def test_a_records_requirements_gate_it(monkeypatch):
+    register_backend(Backend('needs_fork', 'x', None, requires=frozenset({'fork'})))
+    try:
+        assert 'needs_fork' in available_start_methods()
+        monkeypatch.delattr('os.fork')
+        assert unusable_reason('needs_fork') == (
+            "'needs_fork' needs os.fork(), which this platform (linux) lacks"
+        )
+    finally:
+        unregister_backend('needs_fork')
+
+
 def test_subint_fork_stub_explains_the_dead_end():
     with pytest.raises(NotImplementedError) as err:
-        trio.run(subint_fork_proc, REQUEST)
+        trio.run(get_backend('subint_fork').spawn, REQUEST)
     message = str(err.value)
     assert 'not main interpreter' in message
     assert "start_method='subint_forkserver'" in message
     doc = re.search(r'ai/conc-anal/\S+\.md', message)
     assert doc and (REPO / doc.group(0)).is_file(), f'{doc} does not exist'
-    assert get_spawn_fn('subint_fork') is subint_fork_proc
+    assert get_backend('subint_fork').spawn_fn == (
+        f'{subint_fork_proc.__module__}:{subint_fork_proc.__name__}'
+    )

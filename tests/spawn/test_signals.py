@@ -9,9 +9,9 @@ from functools import partial
 
 import pytest
 import trio
-
 from _childio import ChildPipe, fork_child
 from _subint_children import SLEEPER_BOOTSTRAP, TESTS_DIR, host_sleeper
+
 from tractor_subint.spawn._subint_forkserver import (
     SIGNAL_FD_GLOBAL,
     ForkedProcess,

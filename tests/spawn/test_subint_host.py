@@ -1,14 +1,14 @@
 """run_subint_in_worker_thread() and the full fork + subint architecture."""
 from __future__ import annotations
 
-
 import _interpreters
+
 import pytest
 import trio
-
 from _childio import fork_child
 from _subint_children import host_peer
 from _subint_peer import Add, Stop, Sum, receive_frame, send_frame
+
 from tractor_subint.spawn._subint_forkserver import (
     ChildExit,
     ForkedProcess,

@@ -3,20 +3,20 @@
 ``open_nursery`` spawns actors through the selected spawn backend, ``Portal``
 talks to one of them, ``current_actor`` says who is running. Layout: messages
 (``_msgs``) and their codec (``_codec``) over a framed channel (``_channel``);
-the child side in ``_actor`` and its one boot path in ``_boot``; the parent
-side in ``_portal`` and ``_supervise``.
+the boot payload (``_bootspec``, plain JSON); the child side in ``_actor``
+and its one boot path in ``_boot``; the parent side: ``_supervise`` (the
+nursery), ``_child`` (one child's lifecycle), ``_portal`` (its RPC face)
+and ``_calls`` (reply routing).
+
+Names are imported on first use (see ``tractor_subint._lazy``): an
+interpreter that cannot load msgspec (an isolated subinterpreter) can still
+read a boot spec.
 """
-from ._actor import Actor
-from ._errors import ActorFailure, RemoteActorError
-from ._portal import MsgStream, Portal
-from ._state import current_actor
-from ._supervise import (
-    CANCEL_ACK_TIMEOUT,
-    CANCEL_EXIT_TIMEOUT,
-    TERMINATE_TIMEOUT,
-    ActorNursery,
-    open_nursery,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
 
 __all__ = [
     'CANCEL_ACK_TIMEOUT',
@@ -26,8 +26,32 @@ __all__ = [
     'ActorFailure',
     'ActorNursery',
     'MsgStream',
+    'PendingCall',
     'Portal',
     'RemoteActorError',
     'current_actor',
     'open_nursery',
 ]
+
+if TYPE_CHECKING:
+    from ._actor import Actor as Actor
+    from ._child import CANCEL_ACK_TIMEOUT as CANCEL_ACK_TIMEOUT
+    from ._child import CANCEL_EXIT_TIMEOUT as CANCEL_EXIT_TIMEOUT
+    from ._child import TERMINATE_TIMEOUT as TERMINATE_TIMEOUT
+    from ._errors import ActorFailure as ActorFailure
+    from ._errors import RemoteActorError as RemoteActorError
+    from ._portal import MsgStream as MsgStream
+    from ._portal import PendingCall as PendingCall
+    from ._portal import Portal as Portal
+    from ._state import current_actor as current_actor
+    from ._supervise import ActorNursery as ActorNursery
+    from ._supervise import open_nursery as open_nursery
+
+__getattr__ = lazy_getattr(__name__, {
+    '._actor': ('Actor',),
+    '._child': ('CANCEL_ACK_TIMEOUT', 'CANCEL_EXIT_TIMEOUT', 'TERMINATE_TIMEOUT'),
+    '._errors': ('ActorFailure', 'RemoteActorError'),
+    '._portal': ('MsgStream', 'PendingCall', 'Portal'),
+    '._state': ('current_actor',),
+    '._supervise': ('ActorNursery', 'open_nursery'),
+})

@@ -9,35 +9,20 @@ from __future__ import annotations
 
 import inspect
 import os
-import signal
 import uuid
 from contextlib import aclosing
-from typing import TYPE_CHECKING
 
 import trio
 
-from ..spawn._signal_forwarding import LIFELINE_BYTE, cancel_on_forwarded_signal
+from ..spawn import SpawnTree, cancel_on_forwarded_signal, current_tree, describe_cancel_byte, open_tree
+from ._bootspec import BootSpec, Uid
 from ._channel import Channel
 from ._errors import box_error
 from ._log import log
-from ._msgs import (
-    BootSpec, Call, CancelAck, CancelActor, CancelCall, Failed, Return, StreamEnd, Uid, Yield,
-)
+from ._msgs import Call, CancelAck, CancelActor, CancelCall, Failed, Return, StreamEnd, Yield
 from ._targets import resolve
 
-if TYPE_CHECKING:
-    from ..spawn._forkserver import Forkserver
-
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
-
-
-def _describe_host_byte(byte: int) -> str:
-    if byte == LIFELINE_BYTE:
-        return 'parent gone (lifeline hung up)'
-    try:
-        return f'{signal.Signals(byte).name} forwarded by the host'
-    except ValueError:
-        return f'host cancel byte {byte}'
 
 
 class Actor:
@@ -47,8 +32,7 @@ class Actor:
         self.name = name
         self.uid = uid
         self.spec = spec
-        self.forkserver_address: str | None = spec.forkserver if spec else None
-        self._owned_forkserver: Forkserver | None = None
+        self._owned_tree: SpawnTree | None = None
         self._calls: dict[int, trio.CancelScope] = {}
         self.open_nurseries = 0
         """Actor nurseries open in this actor (the root actor ends with the last)."""
@@ -57,7 +41,13 @@ class Actor:
 
     @classmethod
     def new_root(cls) -> Actor:
-        return cls('root', ('root', uuid.uuid4().hex))
+        """The implicit root of a new tree; it opens the tree's spawn
+        resources (:func:`tractor_subint.spawn.open_tree`) unless this
+        process already belongs to a tree."""
+        root = cls('root', ('root', uuid.uuid4().hex))
+        if current_tree() is None:
+            root._owned_tree = open_tree()
+        return root
 
     @property
     def is_root(self) -> bool:
@@ -66,38 +56,23 @@ class Actor:
     def __repr__(self) -> str:
         return f'<Actor {self.name}[{self.uid[1][:8]}] pid={os.getpid()}>'
 
-    def ensure_forkserver(self) -> str:
-        """The tree's forkserver address; start one owned by this actor if
-        none was inherited."""
-        if self.forkserver_address is None:
-            from ..spawn._forkserver import start_forkserver
-
-            self._owned_forkserver = start_forkserver()
-            self.forkserver_address = self._owned_forkserver.address
-        return self.forkserver_address
-
     async def aclose(self) -> None:
-        """Release what this actor owns (its forkserver, if it started one),
-        even when cancelled; the forkserver is reaped on a worker thread so
-        the event loop does not wait on it."""
-        forkserver, self._owned_forkserver = self._owned_forkserver, None
-        if forkserver is None:
-            return
-        self.forkserver_address = self.spec.forkserver if self.spec else None
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(forkserver.close)
+        """Release what this actor owns (the spawn tree it opened), even when
+        cancelled."""
+        tree, self._owned_tree = self._owned_tree, None
+        if tree is not None:
+            await tree.aclose()
 
     # -- child side ---------------------------------------------------------
 
     async def serve(self, chan: Channel, cancel_fd: int) -> None:
         """Answer the parent until cancelled or the parent is gone."""
-        async with cancel_on_forwarded_signal(cancel_fd) as forwarded:
-            async with trio.open_nursery() as rpc:
-                self.cancel_reason = await self._message_loop(chan, rpc)
-                log.debug('stopping: %s', self.cancel_reason)
-                rpc.cancel_scope.cancel()
+        async with cancel_on_forwarded_signal(cancel_fd) as forwarded, trio.open_nursery() as rpc:
+            self.cancel_reason = await self._message_loop(chan, rpc)
+            log.debug('stopping: %s', self.cancel_reason)
+            rpc.cancel_scope.cancel()
         if forwarded.signum is not None:
-            self.cancel_reason = _describe_host_byte(forwarded.signum)
+            self.cancel_reason = describe_cancel_byte(forwarded.signum)
             log.debug('stopping: %s', self.cancel_reason)
 
     async def _message_loop(self, chan: Channel, rpc: trio.Nursery) -> str:

@@ -14,15 +14,16 @@ import sys
 
 import trio
 
-from ..spawn._spawn import try_set_start_method
+from ..spawn import try_set_start_method
 from . import _testhooks
 from ._actor import Actor
+from ._bootspec import BootSpec
 from ._channel import Channel
-from ._codec import decode_boot_spec, get_codec
+from ._codec import get_codec
 from ._errors import box_error
-from ._msgs import BootFailed, BootSpec, Ready
+from ._msgs import BootFailed, Ready
 from ._state import set_current_actor
-from ._targets import _parent_main
+from ._targets import parent_main
 
 ENTRY = 'tractor_subint.runtime._boot:actor_child_main'
 
@@ -33,7 +34,7 @@ class ActorBootError(RuntimeError):
 
 def actor_child_main(payload: bytes, ipc_fd: int, cancel_fd: int) -> None:
     """Become the actor described by ``payload`` and serve until done."""
-    spec = decode_boot_spec(payload)
+    spec = BootSpec.from_bytes(payload)
     sys.path[:] = spec.sys_path
     try_set_start_method(spec.spawn_method)  # the default for this actor's children
     trio.run(_actor_main, spec, ipc_fd, cancel_fd)
@@ -42,7 +43,7 @@ def actor_child_main(payload: bytes, ipc_fd: int, cancel_fd: int) -> None:
 def _load_modules(spec: BootSpec) -> None:
     for name in spec.enable_modules:
         if name == '__main__':
-            _parent_main(spec)
+            parent_main(spec)
         else:
             importlib.import_module(name)
 
@@ -51,7 +52,7 @@ async def _actor_main(spec: BootSpec, ipc_fd: int, cancel_fd: int) -> None:
     exit_code = _testhooks.exit_code('child_exit_before_ready')
     if exit_code is not None:
         os._exit(exit_code)
-    chan = Channel.from_socket(socket.socket(fileno=ipc_fd), get_codec())
+    chan = Channel.from_socket(socket.socket(fileno=ipc_fd), get_codec(spec.codec))
     actor = Actor(spec.name, spec.uid, spec)
     set_current_actor(actor)
     try:

@@ -62,7 +62,7 @@ class Channel:
         del self._buffer[:n]
         return data
 
-    async def _receive_some(self) -> bytes:
+    async def _receive_some(self) -> bytes | bytearray:
         try:
             return await self._stream.receive_some(65536)
         except (trio.BrokenResourceError, ConnectionResetError):

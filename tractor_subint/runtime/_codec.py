@@ -2,8 +2,9 @@
 
 The runtime only ever calls :meth:`Codec.encode` and :meth:`Codec.decode`.
 msgpack through msgspec is the default; an actor that cannot load msgspec (an
-isolated subinterpreter, a later backend) will get another implementation
-behind the same interface, named in its boot spec.
+isolated subinterpreter) gets another implementation behind the same
+interface, named by :attr:`BootSpec.codec` (the boot spec itself is JSON, so
+any interpreter can read which).
 """
 from __future__ import annotations
 
@@ -11,15 +12,22 @@ from typing import Protocol
 
 import msgspec
 
-from ._msgs import BootSpec, Msg
+from ._msgs import Msg
 
 
 class Codec(Protocol):
+    """Turns :data:`Msg` values into frame bodies and back."""
+
     name: str
+    """The key :func:`get_codec` knows this codec by."""
 
-    def encode(self, msg: Msg) -> bytes: ...
+    def encode(self, msg: Msg) -> bytes:
+        """The bytes of ``msg``; :class:`TypeError` naming what cannot be encoded."""
+        ...
 
-    def decode(self, data: bytes) -> Msg: ...
+    def decode(self, data: bytes) -> Msg:
+        """The message in ``data``."""
+        ...
 
 
 class MsgpackCodec:
@@ -48,15 +56,8 @@ _CODECS = {'msgpack': MsgpackCodec}
 
 
 def get_codec(name: str = 'msgpack') -> Codec:
+    """A new codec instance by name."""
     try:
         return _CODECS[name]()
     except KeyError:
         raise ValueError(f'unknown codec {name!r}; known: {", ".join(_CODECS)}') from None
-
-
-def encode_boot_spec(spec: BootSpec) -> bytes:
-    return msgspec.msgpack.encode(spec)
-
-
-def decode_boot_spec(data: bytes) -> BootSpec:
-    return msgspec.msgpack.decode(data, type=BootSpec)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import traceback as tb_module
 
-from ..spawn._reap import ChildExitStatus
-from ._msgs import ErrorInfo, Uid
+from ..spawn import ChildExitStatus
+from ._bootspec import Uid
+from ._msgs import ErrorInfo
 
 
 def _uid_text(uid: Uid) -> str:
@@ -67,7 +68,7 @@ class ActorFailure(Exception):
 
     ``exit_status`` says how it ended; ``remote_error`` is the error it
     reported before dying, when it managed to (boot failures);
-    ``exception_report`` is the traceback its process recorded, if any.
+    :attr:`traceback` is the child's traceback, if it left one.
     """
 
     def __init__(

@@ -13,13 +13,18 @@ LOG_ENV = 'TRACTOR_SUBINT_LOG'
 
 log = logging.getLogger('tractor_subint')
 
+_actor_name = '-'
+"""The running actor's name, as ``_state`` tells it (per interpreter)."""
+
+
+def set_actor_name(name: str | None) -> None:
+    global _actor_name
+    _actor_name = name or '-'
+
 
 class _ActorTag(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        from ._state import _current_actor_or_none
-
-        actor = _current_actor_or_none()
-        record.actor = actor.name if actor else '-'
+        record.actor = _actor_name
         return True
 
 

@@ -5,34 +5,15 @@ Child -> parent: :class:`Ready` or :class:`BootFailed` (once, first), then
 :class:`Return`, :class:`Yield`, :class:`StreamEnd`, :class:`Failed` (each
 tagged with the ``cid`` of the call it answers) and :class:`CancelAck`.
 
-:class:`BootSpec` is not a channel message: it is the child's boot payload,
-the one thing a backend hands to a child (as bytes).
+The child's boot payload is not a message: see ``_bootspec``.
 """
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
-Uid = tuple[str, str]
-"""An actor's identity: ``(name, uuid hex)``."""
-
-
-class BootSpec(msgspec.Struct, frozen=True):
-    """Everything a child needs to become an actor."""
-
-    name: str
-    uid: Uid
-    parent_uid: Uid
-    enable_modules: list[str]
-    spawn_method: str
-    sys_path: list[str]
-    main_path: str | None = None
-    """The parent's ``__main__.__file__``: where ``__main__`` RPC targets live."""
-    main_module: str | None = None
-    """The parent's ``__main__.__spec__.name`` when it was run with ``-m``."""
-    forkserver: str | None = None
-    """The tree's forkserver address, for actors that cannot fork themselves."""
+from ._bootspec import Uid
 
 
 class ErrorInfo(msgspec.Struct, frozen=True):
@@ -97,7 +78,7 @@ class Failed(msgspec.Struct, tag=True, frozen=True):
     error: ErrorInfo
 
 
-Msg = Union[
-    Ready, BootFailed, Call, CancelCall, CancelActor, CancelAck,
-    Return, Yield, StreamEnd, Failed,
-]
+Msg = (
+    Ready | BootFailed | Call | CancelCall | CancelActor | CancelAck
+    | Return | Yield | StreamEnd | Failed
+)

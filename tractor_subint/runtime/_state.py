@@ -9,6 +9,8 @@ import gc
 import os
 from typing import TYPE_CHECKING
 
+from ._log import set_actor_name
+
 if TYPE_CHECKING:
     from ._actor import Actor
 
@@ -25,9 +27,16 @@ def current_actor() -> Actor:
     return _current_actor
 
 
+def current_actor_or_none() -> Actor | None:
+    """The actor running here, or None outside the runtime."""
+    return _current_actor
+
+
 def set_current_actor(actor: Actor | None) -> None:
+    """Make ``actor`` the one :func:`current_actor` returns here."""
     global _current_actor
     _current_actor = actor
+    set_actor_name(actor.name if actor is not None else None)
 
 
 def _forget_runtime_after_fork() -> None:
@@ -42,7 +51,3 @@ def _forget_runtime_after_fork() -> None:
 
 if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_forget_runtime_after_fork)
-
-
-def _current_actor_or_none() -> Actor | None:
-    return _current_actor

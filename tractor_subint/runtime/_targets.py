@@ -15,7 +15,7 @@ import sys
 import types
 from collections.abc import Callable
 
-from ._msgs import BootSpec
+from ._bootspec import BootSpec
 
 MAIN_ALIAS = '__mp_main__'
 
@@ -49,7 +49,9 @@ def main_info(spec: BootSpec | None) -> tuple[str | None, str | None]:
     return (os.path.abspath(path) if path else None), main_module
 
 
-def _parent_main(spec: BootSpec) -> types.ModuleType:
+def parent_main(spec: BootSpec) -> types.ModuleType:
+    """The parent's ``__main__`` module in this actor (loading it as
+    ``__mp_main__`` where it is not already this process's ``__main__``)."""
     main = sys.modules['__main__']
     path = getattr(main, '__file__', None)
     if spec.main_path and path and os.path.abspath(path) == spec.main_path:
@@ -75,11 +77,11 @@ def _parent_main(spec: BootSpec) -> types.ModuleType:
 def resolve(spec: BootSpec, module_name: str, qualname: str) -> Callable[..., object]:
     """The function ``module_name.qualname`` in this actor."""
     if module_name == '__main__':
-        obj: object = _parent_main(spec)
+        obj: object = parent_main(spec)
     else:
         obj = importlib.import_module(module_name)
     for part in qualname.split('.'):
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f'{module_name}.{qualname} is not callable')
-    return obj  # type: ignore[return-value]
+    return obj

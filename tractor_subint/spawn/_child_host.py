@@ -8,11 +8,14 @@ from the inside:
   on ``cancel_fd``;
 - the entry, ``entry(payload, ipc_fd, cancel_fd)``, runs on a worker thread,
   either in this main interpreter (``host='main'``) or in a fresh
-  subinterpreter (``host='subint'``), where the three arguments cross the
-  boundary as plain shareable values;
+  subinterpreter (``host='subint'``), where its arguments cross the boundary
+  as plain shareable values;
 - ``ipc_fd`` is a socket already connected to the parent. Its hang-up is the
   lifeline: the parent is gone, cancel, and exit within
-  :data:`LIFELINE_GRACE` seconds whatever the entry is doing.
+  :data:`LIFELINE_GRACE` seconds whatever the entry is doing;
+- the interpreter that runs the entry belongs to its parent's spawn tree
+  (:func:`~tractor_subint.spawn._tree.inherit_tree`): its own children are
+  forked by the tree's forkserver when it cannot fork itself.
 
 Why a worker thread even in the main interpreter: in a child forked from a
 non-main thread, CPython 3.13+ does not reliably run Python signal handlers
@@ -24,35 +27,94 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn, get_args
 
 from ._signal_forwarding import SignalForwarder
 from ._subint_host import run_subint_here
+from ._tree import inherit_tree
 
 HostKind = Literal['main', 'subint']
+HOST_KINDS: tuple[HostKind, ...] = get_args(HostKind)
 EntryFn = Callable[[bytes, int, int], None]
 
 LIFELINE_GRACE = 0.5
 """Seconds a child whose parent is gone gets to cancel itself before it exits
 anyway (each level of a tree adds at most this much)."""
 
-_PAYLOAD = '__tractor_subint_payload__'
-_IPC_FD = '__tractor_subint_ipc_fd__'
-_CANCEL_FD = '__tractor_subint_cancel_fd__'
-_ENTRY = '__tractor_subint_entry__'
-_SYS_PATH = '__tractor_subint_sys_path__'
+_SPEC = '__tractor_subint_child__'
 
 # Runs inside the fresh subinterpreter: its sys.path starts from the process
 # defaults, not from what the main interpreter added at run time (pytest's
 # pythonpath, a script's directory), so the main interpreter's path is copied.
 _SUBINT_BOOTSTRAP = f'''
 import sys
-sys.path[:] = [p for p in {_SYS_PATH}.split('\\0') if p]
-from tractor_subint.spawn._child_host import resolve_entry
-resolve_entry({_ENTRY})({_PAYLOAD}, {_IPC_FD}, {_CANCEL_FD})
+_sys_path, *_entry_args = {_SPEC}
+sys.path[:] = _sys_path
+from tractor_subint.spawn._child_host import run_entry_here
+run_entry_here(*_entry_args)
 '''
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """What a child's shell needs: plain values only, so that it crosses
+    every boundary a spawn has (a fork, the forkserver's JSON frames, an
+    exec's arguments, a subinterpreter)."""
+
+    name: str
+    entry: str
+    """``'package.module:function'``, called as ``function(payload, ipc_fd, cancel_fd)``."""
+    payload: bytes
+    ipc_fd: int
+    host: HostKind
+    tree: str | None = None
+    """The address of the spawn tree's forkserver, inherited by the entry's interpreter."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Set in the child's environment before its entry runs."""
+    sys_path: list[str] | None = None
+    """The ``sys.path`` to import the entry with (None: keep this process's,
+    as a direct fork does); a spawner that does not fork itself sends its own."""
+
+    def __post_init__(self) -> None:
+        if self.host not in HOST_KINDS:
+            raise ValueError(f'host must be one of {HOST_KINDS}, got {self.host!r}')
+        module, sep, function = self.entry.partition(':')
+        if not (module and sep and function):
+            raise ValueError(f"entry must look like 'package.module:function', got {self.entry!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict (``ipc_fd`` travels separately, as an fd)."""
+        return {
+            'name': self.name, 'entry': self.entry, 'payload': self.payload.hex(),
+            'host': self.host, 'tree': self.tree, 'env': dict(self.env),
+            'sys_path': self.sys_path,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], ipc_fd: int) -> ChildSpec:
+        """Validate what :meth:`to_json` made; ``ValueError`` says what is wrong."""
+        name, entry, tree, env = obj.get('name'), obj.get('entry'), obj.get('tree'), obj.get('env', {})
+        if not isinstance(name, str) or not isinstance(entry, str):
+            raise ValueError(f'name and entry must be strings, got {name!r} and {entry!r}')
+        if tree is not None and not isinstance(tree, str):
+            raise ValueError(f'tree must be a string or null, got {tree!r}')
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise ValueError('env must map strings to strings')
+        sys_path = obj.get('sys_path')
+        if sys_path is not None and not (
+            isinstance(sys_path, list) and all(isinstance(p, str) for p in sys_path)
+        ):
+            raise ValueError('sys_path must be a list of strings or null')
+        try:
+            payload = bytes.fromhex(obj.get('payload', ''))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f'payload is not hex: {exc}') from None
+        return cls(name, entry, payload, ipc_fd, obj.get('host'), tree, env, sys_path)  # type: ignore[arg-type]
 
 
 def resolve_entry(entry: str) -> EntryFn:
@@ -60,56 +122,49 @@ def resolve_entry(entry: str) -> EntryFn:
     module_name, sep, attr = entry.partition(':')
     if not sep or not module_name or not attr:
         raise ValueError(f"entry must look like 'package.module:function', got {entry!r}")
-    return getattr(importlib.import_module(module_name), attr)
+    fn: EntryFn = getattr(importlib.import_module(module_name), attr)
+    return fn
 
 
-def host_entry(
-    entry: str,
-    payload: bytes,
-    ipc_fd: int,
-    *,
-    host: HostKind,
-    name: str,
-) -> int:
-    """Run ``entry`` as this process's actor; return the exit code to use.
+def run_entry_here(entry: str, payload: bytes, ipc_fd: int, cancel_fd: int, tree: str | None) -> None:
+    """In the interpreter that hosts the entry: join the spawn tree, run it."""
+    inherit_tree(tree)
+    resolve_entry(entry)(payload, ipc_fd, cancel_fd)
 
-    Must be called on the main thread of the main interpreter. Returns 0,
+
+def host_entry(spec: ChildSpec) -> int:
+    """Run ``spec``'s entry as this process's actor; return the exit code to use.
+
+    Must be called on the main thread of the main interpreter. Applies the
+    spec's environment and ``sys.path`` first. Returns 0,
     128 + signum when a forwarded signal ended the entry, or
     ``PARENT_GONE_EXIT`` when the lifeline hung up; re-raises what the entry
     raised (for a subinterpreter, as ``SubintExecError``).
     """
+    os.environ.update(spec.env)
+    if spec.sys_path is not None:
+        sys.path[:] = spec.sys_path
     with SignalForwarder() as forwarder:
-        forwarder.watch_hangup(ipc_fd, grace=LIFELINE_GRACE)
-        if host == 'subint':
-            target: Callable[[], object] = partial(
+        forwarder.watch_hangup(spec.ipc_fd, grace=LIFELINE_GRACE)
+        target: Callable[[], object]
+        if spec.host == 'subint':
+            target = partial(
                 run_subint_here,
                 _SUBINT_BOOTSTRAP,
-                shared={
-                    _ENTRY: entry,
-                    _PAYLOAD: payload,
-                    _IPC_FD: ipc_fd,
-                    _CANCEL_FD: forwarder.read_fd,
-                    _SYS_PATH: '\0'.join(sys.path),
-                },
+                # A tuple of plain values: what crosses into a subinterpreter.
+                shared={_SPEC: (
+                    tuple(sys.path), spec.entry, spec.payload, spec.ipc_fd,
+                    forwarder.read_fd, spec.tree,
+                )},
             )
-        elif host == 'main':
-            target = partial(resolve_entry(entry), payload, ipc_fd, forwarder.read_fd)
         else:
-            raise ValueError(f"host must be 'main' or 'subint', got {host!r}")
-        forwarder.run_in_worker_thread(target, thread_name=f'actor[{name}]')
+            target = partial(
+                run_entry_here, spec.entry, spec.payload, spec.ipc_fd, forwarder.read_fd, spec.tree,
+            )
+        forwarder.run_in_worker_thread(target, thread_name=f'actor[{spec.name}]')
     return forwarder.exit_code
 
 
-def run_forked_child(
-    entry: str,
-    payload: bytes,
-    ipc_fd: int,
-    *,
-    host: HostKind,
-    name: str,
-    env: Mapping[str, str],
-) -> NoReturn:
-    """A forked child's target: apply the request's extra environment, host
-    the entry, exit with :func:`host_entry`'s code."""
-    os.environ.update(env)
-    sys.exit(host_entry(entry, payload, ipc_fd, host=host, name=name))
+def run_forked_child(spec: ChildSpec) -> NoReturn:
+    """A forked child's target: host the entry, exit with :func:`host_entry`'s code."""
+    sys.exit(host_entry(spec))

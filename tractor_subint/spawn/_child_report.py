@@ -6,9 +6,10 @@ a pipe: the child writes a small JSON report of the exception into it, and the
 parent reads it after reaping. The report is bounded and written without
 blocking, so a child can never wedge on a parent that is not reading yet.
 
-Ownership of the parent's read end is kept in a pid-keyed table, because
-:func:`fork_from_worker_thread` returns a bare pid; whoever reaps the child
-(:func:`wait_child` or :class:`ForkedProcess`) claims it.
+Handles (:class:`ForkedProcess`, the forkserver's children) own their read
+end. Only the bare-pid API, :func:`fork_from_worker_thread` with
+:func:`wait_child`, keeps read ends in a pid-keyed table (:data:`REPORTS`),
+from which whoever reaps the child claims it.
 """
 from __future__ import annotations
 
@@ -16,24 +17,12 @@ import json
 import os
 import threading
 import traceback
-from dataclasses import dataclass
+
+from ._exit_status import ChildExceptionInfo
+from ._fds import close_fds
 
 # Below the default 64 KiB pipe capacity: the whole report fits without a reader.
 _MAX_REPORT_BYTES = 60_000
-
-
-@dataclass(frozen=True)
-class ChildExceptionInfo:
-    """What a forked child's target raised, as seen from the parent."""
-
-    type_name: str
-    """Qualified name of the exception type, e.g. ``builtins.ValueError``."""
-    message: str
-    traceback: str
-    """The formatted traceback, as the child printed it."""
-
-    def __str__(self) -> str:
-        return self.traceback.rstrip() or f'{self.type_name}: {self.message}'
 
 
 def encode_exception(exc: BaseException) -> bytes:
@@ -130,7 +119,17 @@ def read_report(read_fd: int) -> ChildExceptionInfo | None:
     return decode_report(b''.join(chunks))
 
 
-def take_child_exception(pid: int) -> ChildExceptionInfo | None:
-    """The exception report of a reaped child forked by us, if it raised."""
-    fd = REPORTS.claim(pid)
-    return None if fd is None else read_report(fd)
+class ReportPipe:
+    """The read end of one child's report pipe, owned by that child's handle."""
+
+    def __init__(self, read_fd: int | None) -> None:
+        self._fd = read_fd
+
+    def take(self) -> ChildExceptionInfo | None:
+        """Read and close the report (call once the child has exited); None
+        after the first call, or if the child raised nothing."""
+        fd, self._fd = self._fd, None
+        return None if fd is None else read_report(fd)
+
+    def __del__(self) -> None:
+        close_fds([getattr(self, '_fd', None)])

@@ -1,17 +1,47 @@
-"""What every spawn backend takes and gives back.
+"""What every spawn backend is given, and what its child sees.
 
 ``spawn/`` knows nothing about actors, portals or messages: a backend is told
-"start a child that runs ``entry(boot_payload, ipc_fd, cancel_fd)``" and returns a handle the
-runtime can supervise. The runtime does the handshake, supervision and the
-kill ladder once, for every backend.
+"start a child that runs ``entry(boot_payload, ipc_fd, cancel_fd)``" and returns a
+:class:`~tractor_subint.spawn.ProcessHandle` the runtime can supervise. The runtime does the
+handshake, supervision and the kill ladder once, for every backend.
+
+The child's side of the contract:
+
+- ``ipc_fd`` is a socket already connected to the parent; its hang-up is the
+  child's lifeline (the parent is gone).
+- ``cancel_fd`` is a pipe the child's host writes one byte to when the entry
+  must stop: a forwarded signal's number, or :data:`LIFELINE_BYTE`
+  (:func:`describe_cancel_byte` says which in words).
+- The process exits with a :class:`ChildExit` code, ``128 + signum`` after a
+  forwarded signal, or dies by a signal.
 """
 from __future__ import annotations
 
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
+from ._exit_status import ChildExit
 from ._prelude import StdioPolicy
+
+if TYPE_CHECKING:
+    from ._process_handle import ProcessHandle
+
+LIFELINE_BYTE = 0xFF
+"""Written on ``cancel_fd`` when the lifeline hangs up; no signal has this number."""
+PARENT_GONE_EXIT = int(ChildExit.PARENT_GONE)
+"""Exit code of a child whose lifeline hung up (its parent is gone)."""
+
+
+def describe_cancel_byte(byte: int) -> str:
+    """What a byte read from ``cancel_fd`` means, in words."""
+    if byte == LIFELINE_BYTE:
+        return 'parent gone (lifeline hung up)'
+    try:
+        return f'{signal.Signals(byte).name} forwarded by the host'
+    except ValueError:
+        return f'host cancel byte {byte}'
 
 
 @dataclass(frozen=True)
@@ -33,8 +63,6 @@ class SpawnRequest:
     stdio: StdioPolicy | None = None
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment variables for the child."""
-    forkserver: str | None = None
-    """Address of the tree's forkserver, for backends that cannot fork here."""
 
     def __post_init__(self) -> None:
         module, sep, function = self.entry.partition(':')
@@ -44,24 +72,5 @@ class SpawnRequest:
             raise ValueError(f'ipc_fd must be an open fd of a connected socket, got {self.ipc_fd}')
 
 
-class ProcessHandle(Protocol):
-    """What the runtime needs to supervise a child (``trio.Process`` fits)."""
-
-    pid: int
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    def poll(self) -> int | None: ...
-
-    async def wait(self) -> int: ...
-
-    def send_signal(self, sig: int) -> None: ...
-
-    def terminate(self) -> None: ...
-
-    def kill(self) -> None: ...
-
-
-SpawnFn = Callable[[SpawnRequest], Awaitable[ProcessHandle]]
+SpawnFn = Callable[[SpawnRequest], Awaitable['ProcessHandle']]
 """A backend: ``await spawn(request)`` returns once the child is started."""

@@ -1,42 +1,44 @@
-"""``python -m tractor_subint.spawn._exec_child NAME ENTRY IPC_FD PAYLOAD_B64``:
-the ``trio`` backend's fresh process. Runs the same shell as a forked child.
+"""``python -m tractor_subint.spawn._exec_child SPEC_FD REPORT_FD``: the
+``trio`` backend's fresh process. Runs the same shell as a forked child.
 
-Also home of :func:`with_package_on_pythonpath`, for every process this
-package starts by ``exec`` (this one, the forkserver).
+The spec (JSON, see :class:`ChildSpec`) is read from the pipe ``SPEC_FD``
+until EOF; if the entry raises, its report goes to ``REPORT_FD`` as a forked
+child's does (see ``_child_report``).
 """
 from __future__ import annotations
 
-import base64
+import json
 import os
 import sys
-import traceback
-from collections.abc import Mapping
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ._child_host import ChildSpec, host_entry
+from ._child_report import write_report
+from ._exit_status import ChildExit, exit_code_of
 
 
-def with_package_on_pythonpath(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` with the directory holding this ``tractor_subint`` first on
-    ``PYTHONPATH``: an exec'd ``python -m tractor_subint...`` then imports
-    the same code, even when the package is not installed (a checkout)."""
-    paths = [_PACKAGE_PARENT, *filter(None, env.get('PYTHONPATH', '').split(os.pathsep))]
-    return {**env, 'PYTHONPATH': os.pathsep.join(dict.fromkeys(paths))}
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    with open(fd, 'rb', closefd=True) as pipe:
+        while chunk := pipe.read():
+            chunks.append(chunk)
+    return b''.join(chunks)
 
 
 def main(argv: list[str]) -> int:
-    from ._child_host import host_entry
-    from ._fork import ChildExit, _exit_code_of
-
-    name, entry, ipc_fd, payload = argv
+    spec_fd, report_fd = (int(arg) for arg in argv)
     try:
-        return host_entry(entry, base64.b64decode(payload), int(ipc_fd), host='main', name=name)
+        obj = json.loads(_read_all(spec_fd))
+        spec = ChildSpec.from_json(obj, ipc_fd=int(obj['ipc_fd']))
+        return host_entry(spec)
     except SystemExit as exc:
-        return _exit_code_of(exc)
-    except KeyboardInterrupt:
-        return int(ChildExit.INTERRUPTED)
-    except BaseException:
-        traceback.print_exc()
+        return exit_code_of(exc)
+    except BaseException as exc:
+        write_report(report_fd, exc)
+        if isinstance(exc, KeyboardInterrupt):
+            return int(ChildExit.INTERRUPTED)
         return int(ChildExit.TARGET_RAISED)
+    finally:
+        os.close(report_fd)
 
 
 if __name__ == '__main__':

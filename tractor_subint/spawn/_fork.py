@@ -15,15 +15,15 @@ entered a subinterpreter.
 """
 from __future__ import annotations
 
-import enum
+import _interpreters
 import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import NoReturn
 
-import _interpreters
-
-from ._child_report import REPORTS, write_report
+from ._child_report import REPORTS, read_report, write_report
+from ._docs import FORK_IN_SUBINT_DOC, FORK_WITH_LIVE_SUBINT_DOC
+from ._exit_status import ChildExit, ChildExitStatus, exit_code_of
 from ._prelude import (
     ResolvedStdio,
     StdioPolicy,
@@ -32,37 +32,22 @@ from ._prelude import (
     run_child_prelude,
 )
 
-FORK_IN_SUBINT_DOC = 'ai/conc-anal/subint_fork_blocked_by_cpython_post_fork.md'
-FORK_WITH_LIVE_SUBINT_DOC = 'ai/conc-anal/fork_with_live_subinterpreter.md'
-
-
-class ChildExit(enum.IntEnum):
-    """Exit codes of a child forked by :func:`fork_from_worker_thread`.
-
-    A target that calls ``sys.exit(n)`` exits with ``n`` instead (``None``
-    is 0, a non-integer is 1, as for the interpreter itself).
-    """
-
-    OK = 0
-    """The target returned."""
-    TARGET_RAISED = 70
-    """The target raised; the parent can read the exception report."""
-    PRELUDE_FAILED = 71
-    """The post-fork prelude failed (bad stdio file, ...); report available."""
-    PARENT_GONE = 72
-    """The child's lifeline hung up (its parent died) and it exited on its own."""
-    INTERRUPTED = 130
-    """The target raised KeyboardInterrupt (128 + SIGINT)."""
-
 
 def in_subinterpreter() -> bool:
-    return _interpreters.get_current() != _interpreters.get_main()
+    """Whether the calling thread runs inside a subinterpreter."""
+    return bool(_interpreters.get_current() != _interpreters.get_main())
 
 
 def live_subinterpreters() -> list[int]:
     """Ids of every interpreter of this process other than the main one."""
     main = _interpreters.get_main()
     return [int(iid[0]) for iid in _interpreters.list_all() if iid != main]
+
+
+def can_fork_here() -> bool:
+    """Whether this thread may fork now: not inside a subinterpreter, and
+    this process holds none."""
+    return not in_subinterpreter() and not live_subinterpreters()
 
 
 def refuse_unsafe_fork() -> None:
@@ -87,15 +72,6 @@ def refuse_unsafe_fork() -> None:
         )
 
 
-def _exit_code_of(exc: SystemExit) -> int:
-    code = exc.code
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    return 1
-
-
 def _child_main(
     child_target: Callable[[], object] | None,
     report_fd: int,
@@ -112,7 +88,7 @@ def _child_main(
             child_target()
         code = ChildExit.OK
     except SystemExit as exc:
-        code = _exit_code_of(exc)
+        code = exit_code_of(exc)
     except BaseException as exc:
         write_report(report_fd, exc)
         if isinstance(exc, KeyboardInterrupt):
@@ -120,6 +96,48 @@ def _child_main(
     finally:
         flush_std_streams()
         os._exit(code)
+
+
+def fork_with_report(
+    child_target: Callable[[], object] | None,
+    *,
+    thread_name: str,
+    keep_fds: Iterable[int] = (),
+    stdio: StdioPolicy | None = None,
+) -> tuple[int, int]:
+    """:func:`fork_from_worker_thread`, returning ``(pid, report_fd)``: the
+    caller owns the read end of the child's exception report pipe (see
+    :func:`~tractor_subint.spawn._child_report.read_report`)."""
+    refuse_unsafe_fork()
+    keep = frozenset(keep_fds)
+    resolved_stdio = resolve_stdio_policy(stdio)
+    report_r, report_w = os.pipe()
+    outcome: dict[str, object] = {}
+
+    def fork_here() -> None:
+        try:
+            # Checked again here: the window to the fork is now one thread hop.
+            refuse_unsafe_fork()
+            flush_std_streams()
+            pid = os.fork()
+        except BaseException as exc:
+            outcome['error'] = exc
+            return
+        if pid == 0:
+            _child_main(child_target, report_w, keep, resolved_stdio)
+        outcome['pid'] = pid
+
+    forker = threading.Thread(target=fork_here, name=thread_name)
+    forker.start()
+    forker.join()
+    os.close(report_w)
+    error = outcome.get('error')
+    if isinstance(error, BaseException):
+        os.close(report_r)
+        raise error
+    pid = outcome['pid']
+    assert isinstance(pid, int)
+    return pid, report_r
 
 
 def fork_from_worker_thread(
@@ -144,33 +162,27 @@ def fork_from_worker_thread(
     Raises :class:`RuntimeError` instead of forking when called inside a
     subinterpreter or while this process holds a live subinterpreter.
     """
-    refuse_unsafe_fork()
-    keep = frozenset(keep_fds)
-    resolved_stdio = resolve_stdio_policy(stdio)
-    report_r, report_w = os.pipe()
-    outcome: dict[str, object] = {}
-
-    def fork_here() -> None:
-        try:
-            # Checked again here: the window to the fork is now one thread hop.
-            refuse_unsafe_fork()
-            flush_std_streams()
-            pid = os.fork()
-        except BaseException as exc:
-            outcome['error'] = exc
-            return
-        if pid == 0:
-            _child_main(child_target, report_w, keep, resolved_stdio)
-        outcome['pid'] = pid
-
-    forker = threading.Thread(target=fork_here, name=thread_name)
-    forker.start()
-    forker.join()
-    os.close(report_w)
-    if 'error' in outcome:
-        os.close(report_r)
-        raise outcome['error']  # type: ignore[misc]
-    pid = outcome['pid']
-    assert isinstance(pid, int)
-    REPORTS.register(pid, report_r)
+    pid, report_fd = fork_with_report(
+        child_target, thread_name=thread_name, keep_fds=keep_fds, stdio=stdio,
+    )
+    REPORTS.register(pid, report_fd)
     return pid
+
+
+def wait_child(pid: int, *, expect_exit_ok: bool = True) -> tuple[bool, str]:
+    """Block until child ``pid`` exits, reap it, and classify how it ended.
+
+    Returns ``(ok, status)``: ``ok`` is whether the outcome is the expected
+    one (exit code 0 when ``expect_exit_ok``, anything else otherwise), and
+    ``status`` the human-readable :meth:`ChildExitStatus.describe`, with the
+    exception the child's target raised when it was forked by
+    :func:`fork_from_worker_thread`.
+    """
+    _, wait_status = os.waitpid(pid, 0)
+    report_fd = REPORTS.claim(pid)
+    status = ChildExitStatus(
+        pid,
+        os.waitstatus_to_exitcode(wait_status),
+        None if report_fd is None else read_report(report_fd),
+    )
+    return (status.returncode == 0) == expect_exit_ok, status.describe()

@@ -125,7 +125,7 @@ def rebind_std_streams() -> None:
                 continue
         except (OSError, ValueError, AttributeError):
             pass  # no fd at all (io.StringIO, pytest's sys capture): replace it
-        setattr(sys, name, open(
+        setattr(sys, name, open(  # noqa: SIM115 (it lives on as sys.<name>)
             fd, mode, buffering=1, closefd=False,
             errors='backslashreplace' if name == 'stderr' else None,
         ))

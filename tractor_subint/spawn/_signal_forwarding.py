@@ -29,6 +29,7 @@ main thread is not.
 """
 from __future__ import annotations
 
+import _interpreters
 import os
 import select
 import signal
@@ -39,21 +40,20 @@ from contextlib import asynccontextmanager
 from functools import partial
 from types import FrameType
 
-import _interpreters
-
-from ._fork import ChildExit
+from ._contract import LIFELINE_BYTE, PARENT_GONE_EXIT
 from ._prelude import flush_std_streams
-from ._subint_host import ReraisingThread, run_subint_here
+from ._subint_host import run_subint_here
+from ._threads import ReraisingThread
+
+# The host side (SignalForwarder) is imported by the forkserver process, which
+# stays trio-free: trio is imported only by the hosted side's functions, which
+# always run under trio.
 
 SIGNAL_FD_GLOBAL = '__tractor_subint_signal_fd__'
 """Name of the subinterpreter ``__main__`` global holding the pipe's read end."""
 
 DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _DONE = 0  # no signal has number 0: the wakeup pipe's "hosted code finished" byte
-LIFELINE_BYTE = 0xFF
-"""Forwarded when the watched lifeline hangs up; no signal has this number."""
-PARENT_GONE_EXIT = int(ChildExit.PARENT_GONE)
-"""Exit code of a host whose lifeline hung up (its parent is gone)."""
 
 
 def _python_level_noop(signum: int, frame: FrameType | None) -> None:

@@ -1,19 +1,28 @@
-"""The spawn-method registry: which backend starts a child.
+"""The spawn-method registry: which backend starts a child, and what it needs.
 
-Backends are looked up in :data:`_methods` at call time, so a backend module
-(or an adapter, later) can register itself without touching this file.
+A backend is one :class:`Backend` record: its key, its spawn function, what
+it does (forks? hosts the actor in a subinterpreter?), what the platform must
+offer, and whether it works at all. Everything else is derived from the
+records: the usable keys, :func:`try_set_start_method`'s checks and every
+error text. :func:`register_backend` adds a record (the upstream-tractor
+adapter and tests use it); :func:`get_backend` looks one up.
+
+Spawn functions are named by ``'module:function'`` and imported on first
+use, so a process loads only the backends it spawns with.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from typing import Literal, NoReturn, get_args
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, get_args
 
 from ._contract import SpawnFn, SpawnRequest
-from ._main_thread_forkserver import main_thread_forkserver_proc
-from ._subint_fork import subint_fork_proc
-from ._subint_forkserver import subint_forkserver_proc
-from ._trio import trio_proc
+from ._docs import FORK_IN_SUBINT_DOC
+
+if TYPE_CHECKING:
+    from ._process_handle import ProcessHandle
 
 SpawnMethodKey = Literal[
     'trio',
@@ -22,105 +31,225 @@ SpawnMethodKey = Literal[
     'subint',
     'subint_fork',
 ]
+"""The built-in keys, spelled out for type checkers; checked against the
+built-in records when this module loads. :func:`register_backend` may add
+others."""
 SPAWN_METHOD_KEYS: tuple[SpawnMethodKey, ...] = get_args(SpawnMethodKey)
 
-# What each key needs from the platform; checked by try_set_start_method().
-_NEEDS_FORK = frozenset({'main_thread_forkserver', 'subint_forkserver', 'subint_fork'})
-_NEEDS_SUBINTERPRETERS = frozenset({'subint_forkserver', 'subint', 'subint_fork'})
-
-
-def _not_available_yet(key: SpawnMethodKey) -> SpawnFn:
-    async def spawn(request: SpawnRequest) -> NoReturn:
-        raise NotImplementedError(
-            f'spawn method {key!r} is not available yet: it is reserved for the '
-            f'in-process subinterpreter backend. Working methods: '
-            f'{", ".join(_WORKING)}.'
-        )
-    spawn.__name__ = spawn.__qualname__ = f'{key}_proc'
-    return spawn
-
-
-_methods: dict[SpawnMethodKey, SpawnFn] = {
-    'trio': trio_proc,
-    'main_thread_forkserver': main_thread_forkserver_proc,
-    'subint_forkserver': subint_forkserver_proc,
-    'subint': _not_available_yet('subint'),
-    'subint_fork': subint_fork_proc,
-}
+Requirement = Literal['fork', 'pidfd', 'subinterpreters']
+Status = Literal['working', 'reserved', 'dead_end']
 
 ENV_VAR = 'TRACTOR_SUBINT_SPAWN_METHOD'
 """Environment variable naming the default spawn method of a process tree."""
 DEFAULT_METHOD: SpawnMethodKey = 'trio'
 
-_WORKING = ('trio', 'main_thread_forkserver', 'subint_forkserver')
-_RESERVED: dict[str, str] = {
-    'subint': 'reserved for the in-process subinterpreter backend (a later release)',
-    'subint_fork': 'a documented dead end: ai/conc-anal/subint_fork_blocked_by_cpython_post_fork.md',
-}
 
-_spawn_method: SpawnMethodKey | None = None  # None: follow ENV_VAR, then DEFAULT_METHOD
-
-
-def unsupported_reason(key: SpawnMethodKey) -> str | None:
-    """Why ``key`` cannot work on this Python/platform, or None if it can."""
-    if key in _NEEDS_FORK and not hasattr(os, 'fork'):
-        return f'{key!r} needs os.fork(), which this platform ({sys.platform}) lacks'
-    if key in _NEEDS_SUBINTERPRETERS:
+def _missing(requirement: Requirement) -> str | None:
+    """Why this Python/platform lacks ``requirement``, or None (asked every
+    time: a few microseconds, and a test may take ``os.fork`` away)."""
+    if requirement == 'fork':
+        if not hasattr(os, 'fork'):
+            return f'needs os.fork(), which this platform ({sys.platform}) lacks'
+    elif requirement == 'pidfd':
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except (AttributeError, OSError):
+            return 'needs pidfds (pidfd_open(2), Linux >= 5.3)'
+    elif requirement == 'subinterpreters':
         try:
             import _interpreters  # noqa: F401
         except ImportError:
             return (
-                f'{key!r} needs subinterpreters (the _interpreters module, '
-                f'CPython >= 3.13); this is {sys.implementation.name} '
-                f'{sys.version.split()[0]}'
+                f'needs subinterpreters (the _interpreters module, CPython >= 3.13); '
+                f'this is {sys.implementation.name} {sys.version.split()[0]}'
             )
     return None
 
 
-def available_start_methods() -> tuple[SpawnMethodKey, ...]:
+@dataclass(frozen=True)
+class Backend:
+    """One spawn backend, as the registry knows it."""
+
+    key: str
+    description: str
+    """One line: what a child of this backend is."""
+    spawn_fn: SpawnFn | str | None
+    """The backend: ``await spawn_fn(request)`` starts a child and returns its
+    :class:`ProcessHandle`. A ``'module:function'`` string is imported on
+    first use; None for a key that cannot spawn (see :attr:`status`)."""
+    forks: bool = False
+    """Spawning forks the spawning process. From a process that cannot fork
+    safely (it holds a subinterpreter), the spawn tree's forkserver forks."""
+    hosts_subinterpreter: bool = False
+    """The child runs its actor in a subinterpreter: its ``__main__`` is not
+    the parent's, and the child process itself cannot fork."""
+    requires: frozenset[Requirement] = frozenset()
+    status: Status = 'working'
+    reason: str | None = None
+    """Why a ``'reserved'`` or ``'dead_end'`` key cannot spawn."""
+
+    def unsupported_reason(self) -> str | None:
+        """Why this Python/platform cannot run the backend, or None."""
+        for requirement in sorted(self.requires):
+            missing = _missing(requirement)
+            if missing is not None:
+                return f'{self.key!r} {missing}'
+        return None
+
+    def unusable_reason(self) -> str | None:
+        """Why this backend cannot spawn actors here, or None if it can."""
+        if self.status != 'working':
+            return f'spawn method {self.key!r} is {self.reason or self.status}'
+        return self.unsupported_reason()
+
+    async def spawn(self, request: SpawnRequest) -> ProcessHandle:
+        """Start ``request``'s child with this backend."""
+        fn = self.spawn_fn
+        if fn is None:
+            raise NotImplementedError(
+                f'spawn method {self.key!r} is not available yet: it is {self.reason}. '
+                f'Usable methods: {", ".join(available_start_methods())}.'
+            )
+        if isinstance(fn, str):
+            module, _, name = fn.partition(':')
+            fn = getattr(importlib.import_module(module), name)
+            assert callable(fn)
+        return await fn(request)
+
+
+_BACKENDS = 'tractor_subint.spawn.backends'
+_BUILTIN = (
+    Backend(
+        'trio', 'each actor in a fresh `python -m` process (the baseline)',
+        f'{_BACKENDS}.trio:trio_proc',
+    ),
+    Backend(
+        'main_thread_forkserver',
+        "forked from a main-interpreter worker thread; the actor runs in the child's "
+        'main interpreter',
+        f'{_BACKENDS}.main_thread_forkserver:main_thread_forkserver_proc',
+        forks=True, requires=frozenset({'fork', 'pidfd'}),
+    ),
+    Backend(
+        'subint_forkserver',
+        'forked from a main-interpreter worker thread; the actor runs under trio in a '
+        "fresh subinterpreter of the child",
+        f'{_BACKENDS}.subint_forkserver:subint_forkserver_proc',
+        forks=True, hosts_subinterpreter=True,
+        requires=frozenset({'fork', 'pidfd', 'subinterpreters'}),
+    ),
+    Backend(
+        'subint', 'each actor in a subinterpreter of the spawning process', None,
+        hosts_subinterpreter=True, requires=frozenset({'subinterpreters'}),
+        status='reserved',
+        reason='reserved for the in-process subinterpreter backend (a later release)',
+    ),
+    Backend(
+        'subint_fork', 'fork from inside a subinterpreter-hosted actor',
+        f'{_BACKENDS}.subint_fork:subint_fork_proc',
+        forks=True, hosts_subinterpreter=True,
+        requires=frozenset({'fork', 'subinterpreters'}),
+        status='dead_end', reason=f'a documented dead end: {FORK_IN_SUBINT_DOC}',
+    ),
+)
+if tuple(backend.key for backend in _BUILTIN) != SPAWN_METHOD_KEYS:
+    raise ImportError('SpawnMethodKey must list exactly the built-in backends, in order')
+
+_registry: dict[str, Backend] = {backend.key: backend for backend in _BUILTIN}
+_selected: str | None = None  # None: follow ENV_VAR, then DEFAULT_METHOD
+
+
+def register_backend(backend: Backend, *, replace: bool = False) -> Backend:
+    """Add ``backend`` to the registry (under ``backend.key``); return it.
+
+    A key that is already registered is a :class:`ValueError` unless
+    ``replace`` is true.
+    """
+    if backend.key in _registry and not replace:
+        raise ValueError(f'spawn method {backend.key!r} is already registered')
+    _registry[backend.key] = backend
+    return backend
+
+
+def unregister_backend(key: str) -> None:
+    """Remove a key added by :func:`register_backend` (built-ins stay)."""
+    if key in SPAWN_METHOD_KEYS:
+        raise ValueError(f'{key!r} is a built-in spawn method')
+    _registry.pop(key, None)
+
+
+def registered_backends() -> tuple[Backend, ...]:
+    """Every registered backend, working or not, in registration order."""
+    return tuple(_registry.values())
+
+
+def get_backend(key: str | None = None) -> Backend:
+    """The backend registered for ``key`` (default: the selected method).
+
+    Raises :class:`ValueError` naming the registered keys for an unknown one.
+    """
+    if key is None:
+        key = current_start_method()
+    try:
+        return _registry[key]
+    except KeyError:
+        raise ValueError(
+            f'unknown spawn method {key!r}; registered keys: {", ".join(_registry)}'
+        ) from None
+
+
+def available_start_methods() -> tuple[str, ...]:
     """Keys whose backend can spawn actors on this Python and platform."""
-    return tuple(k for k in _WORKING if unsupported_reason(k) is None)  # type: ignore[misc]
+    return tuple(b.key for b in _registry.values() if b.unusable_reason() is None)
 
 
 def unusable_reason(key: str) -> str | None:
-    """Why ``key`` cannot spawn actors here (unknown, reserved, unsupported),
-    or None if it can."""
-    if key not in SPAWN_METHOD_KEYS:
+    """Why ``key`` cannot spawn actors here (unknown, reserved, dead end,
+    unsupported), or None if it can."""
+    backend = _registry.get(key)
+    if backend is None:
         return f'unknown spawn method {key!r}'
-    if key in _RESERVED:
-        return f'spawn method {key!r} is {_RESERVED[key]}'
-    return unsupported_reason(key)  # type: ignore[arg-type]
+    return backend.unusable_reason()
 
 
-def validate_start_method(key: str) -> SpawnMethodKey:
-    """``key`` if it is a known key this platform supports, else raise like
-    :func:`try_set_start_method` (without selecting it)."""
-    if key not in SPAWN_METHOD_KEYS:
-        raise ValueError(
-            f'unknown spawn method {key!r}; valid keys: {", ".join(SPAWN_METHOD_KEYS)}'
-        )
-    reason = unsupported_reason(key)  # type: ignore[arg-type]
+def validate_start_method(key: str) -> str:
+    """``key`` if it is registered and this platform supports it, else raise
+    like :func:`try_set_start_method` (without selecting it)."""
+    reason = get_backend(key).unsupported_reason()
     if reason is not None:
         raise RuntimeError(f'cannot use spawn method {key!r}: {reason}')
-    return key  # type: ignore[return-value]
+    return key
 
 
-def try_set_start_method(key: str) -> SpawnMethodKey:
+def try_set_start_method(key: str) -> str:
     """Select the spawn method for this process; return the key.
 
-    Raises :class:`ValueError` for an unknown key (naming the valid ones) and
-    :class:`RuntimeError` when this Python or platform cannot run it.
+    Raises :class:`ValueError` for an unknown key (naming the registered
+    ones) and :class:`RuntimeError` when this Python or platform cannot run
+    it. Keys that are registered but cannot spawn (reserved, dead ends) are
+    accepted: spawning with them explains why it cannot.
     """
-    global _spawn_method
-    _spawn_method = validate_start_method(key)
-    return _spawn_method
+    global _selected
+    _selected = validate_start_method(key)
+    return _selected
 
 
-def current_start_method() -> SpawnMethodKey:
+def selected_start_method() -> str | None:
+    """What :func:`try_set_start_method` selected, or None."""
+    return _selected
+
+
+def reset_start_method() -> None:
+    """Forget :func:`try_set_start_method`'s selection (back to the default)."""
+    global _selected
+    _selected = None
+
+
+def current_start_method() -> str:
     """The method :func:`try_set_start_method` selected, else the one named
     by ``$TRACTOR_SUBINT_SPAWN_METHOD``, else ``'trio'``."""
-    if _spawn_method is not None:
-        return _spawn_method
+    if _selected is not None:
+        return _selected
     from_env = os.environ.get(ENV_VAR)
     if from_env:
         try:
@@ -128,9 +257,3 @@ def current_start_method() -> SpawnMethodKey:
         except (ValueError, RuntimeError) as exc:
             raise type(exc)(f'${ENV_VAR}: {exc}') from None
     return DEFAULT_METHOD
-
-
-def get_spawn_fn(key: SpawnMethodKey | None = None) -> SpawnFn:
-    """The backend registered for ``key`` (default: the selected method)."""
-    return _methods[key or current_start_method()]
-

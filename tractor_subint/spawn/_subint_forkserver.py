@@ -1,33 +1,34 @@
-"""The ``subint_forkserver`` primitives: fork from a main-interpreter worker
-thread, host trio in a fresh subinterpreter in the child, reap the child.
+"""The ``subint_forkserver`` primitives, under the name upstream tractor and
+earlier releases use: fork from a main-interpreter worker thread, host trio
+in a fresh subinterpreter in the child, reap the child.
 
-The pieces live in one module per concept; this module is their public face
-and it holds the ``subint_forkserver`` backend, :func:`subint_forkserver_proc`:
+The pieces live in one module per concept and are declared in
+:mod:`tractor_subint.spawn`; this module re-exports them, and the backend
+function (``spawn/backends/subint_forkserver.py``):
 
-- :func:`fork_from_worker_thread` (``_fork``): the fork itself, its guard and
-  the child prelude, with :class:`ChildExit` codes;
-- :func:`run_subint_in_worker_thread` (``_subint_host``): a subinterpreter on
-  a dedicated thread, :class:`SubintExecError` on failure, safe teardown;
+- :func:`fork_from_worker_thread` and :func:`wait_child` (``_fork``): the
+  fork itself, its guard and the child prelude; the blocking reap with a
+  classification;
+- :func:`run_subint_in_worker_thread` (``_subint_host``): a subinterpreter
+  on a dedicated thread, :class:`SubintExecError` on failure, safe teardown;
 - :class:`SignalForwarder`, :func:`cancel_on_forwarded_signal`,
   :func:`run_subint_with_signal_forwarding` (``_signal_forwarding``): the
   child's main interpreter owns SIGINT/SIGTERM and cancels the subint's trio;
-- :func:`wait_child` (``_reap``): blocking reap plus a classification;
 - :class:`ForkedProcess` (``_forked_process``): a ``trio.Process``-shaped
   handle for supervising a forked child.
 """
 from __future__ import annotations
 
-from ._child_report import ChildExceptionInfo
+from ._exit_status import ChildExceptionInfo, ChildExit, ChildExitStatus
 from ._fork import (
-    ChildExit,
     fork_from_worker_thread,
     in_subinterpreter,
     live_subinterpreters,
     refuse_unsafe_fork,
+    wait_child,
 )
 from ._forked_process import ForkedProcess
 from ._prelude import StdioPolicy
-from ._reap import ChildExitStatus, wait_child
 from ._signal_forwarding import (
     SIGNAL_FD_GLOBAL,
     ForwardedSignal,
@@ -37,8 +38,7 @@ from ._signal_forwarding import (
     run_subint_with_signal_forwarding,
 )
 from ._subint_host import SubintExecError, run_subint_here, run_subint_in_worker_thread
-from ._contract import ProcessHandle, SpawnRequest
-from ._main_thread_forkserver import spawn_forked
+from .backends.subint_forkserver import subint_forkserver_proc
 
 __all__ = [
     'SIGNAL_FD_GLOBAL',
@@ -62,12 +62,3 @@ __all__ = [
     'subint_forkserver_proc',
     'wait_child',
 ]
-
-
-async def subint_forkserver_proc(request: SpawnRequest) -> ProcessHandle:
-    """Fork a child whose actor runs under trio in a fresh subinterpreter on a
-    worker thread, while the child's main interpreter owns signals and the
-    lifeline. From a process that holds a subinterpreter (a
-    ``subint_forkserver`` actor spawning its own children) the fork goes
-    through the tree's forkserver."""
-    return await spawn_forked(request, 'subint')

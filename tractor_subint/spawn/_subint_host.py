@@ -17,11 +17,12 @@ Three CPython facts drive this module (measured on 3.13.0 and 3.14.10):
 """
 from __future__ import annotations
 
-import threading
-import warnings
-from collections.abc import Callable, Mapping
-
 import _interpreters
+import types
+import warnings
+from collections.abc import Mapping
+
+from ._threads import run_in_thread
 
 DEFAULT_TEARDOWN_TIMEOUT = 5.0
 
@@ -46,6 +47,7 @@ class SubintExecError(RuntimeError):
         qualname = getattr(typ, '__qualname__', None) or getattr(typ, '__name__', '?')
         type_name = qualname if module in (None, 'builtins') else f'{module}.{qualname}'
         message = str(getattr(info, 'msg', ''))
+        type_name = str(type_name)
         traceback = (
             getattr(info, 'errdisplay', None)
             or getattr(info, 'formatted', None)
@@ -54,7 +56,7 @@ class SubintExecError(RuntimeError):
         return cls(interp_id, type_name, message, str(traceback))
 
 
-def subint_config() -> object:
+def subint_config() -> types.SimpleNamespace:
     """The ``legacy`` config with forking disallowed."""
     config = _interpreters.new_config('legacy')
     config.allow_fork = False
@@ -76,13 +78,14 @@ def _retire_threads() -> None:
         cache = thread_cache.THREAD_CACHE
         idle = getattr(cache, '_idle_workers', None)
         if isinstance(idle, dict) and hasattr(thread_cache, 'IDLE_TIMEOUT'):
-            thread_cache.IDLE_TIMEOUT = 0
+            setattr(thread_cache, 'IDLE_TIMEOUT', 0)  # noqa: B010 (typed module)
             workers = list(idle)
             idle.clear()
             for worker in workers:
                 worker._job = (lambda: None, lambda _outcome: None, None)
                 worker._worker_lock.release()
-    deadline = time.monotonic() + __tractor_subint_teardown_timeout__  # noqa: F821
+    # Globals here are the subinterpreter's __main__: _teardown set this one.
+    deadline = time.monotonic() + float(globals()['__tractor_subint_teardown_timeout__'])
     # threading.main_thread() here is the process's main thread, not ours.
     me, process_main = threading.current_thread(), threading.main_thread()
     for thread in threading.enumerate():
@@ -168,41 +171,3 @@ def run_subint_in_worker_thread(
         lambda: run_subint_here(bootstrap, shared=shared, teardown_timeout=teardown_timeout),
         thread_name=thread_name,
     )
-
-
-class ReraisingThread(threading.Thread):
-    """A thread that runs ``fn``, calls ``on_exit`` however ``fn`` ends, and
-    re-raises ``fn``'s exception in whoever calls :meth:`join_and_reraise`."""
-
-    def __init__(
-        self,
-        fn: Callable[[], object],
-        *,
-        name: str,
-        on_exit: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(name=name)
-        self._fn = fn
-        self._on_exit = on_exit
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._fn()
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            if self._on_exit is not None:
-                self._on_exit()
-
-    def join_and_reraise(self) -> None:
-        self.join()
-        if self.error is not None:
-            raise self.error
-
-
-def run_in_thread(fn: Callable[[], object], *, thread_name: str) -> None:
-    """Run ``fn`` on a new thread, join it, re-raise what it raised."""
-    thread = ReraisingThread(fn, name=thread_name)
-    thread.start()
-    thread.join_and_reraise()

@@ -7,8 +7,8 @@ environment where ``tractor_subint`` is installed gets:
     The spawn method for the session (default ``trio``). A key that is
     unknown, reserved or unsupported on this Python/platform is a usage
     error naming the usable ones. The key is selected with
-    :func:`~tractor_subint.spawn._spawn.try_set_start_method` and exported
-    in ``$TRACTOR_SUBINT_SPAWN_METHOD`` so that processes the tests start
+    :func:`~tractor_subint.spawn.try_set_start_method` and exported in
+    ``$TRACTOR_SUBINT_SPAWN_METHOD`` so that processes the tests start
     inherit it.
 
 ``start_method`` / ``spawn_backend`` fixtures
@@ -16,7 +16,7 @@ environment where ``tractor_subint`` is installed gets:
 
 ``@pytest.mark.skipon_spawn_backend(*keys, reason=...)``
     Skip a test when the selected backend is one of ``keys``. Every key must
-    be a known spawn method key.
+    be a registered spawn method key.
 
 Process hygiene (on by default; ``--no-proc-check`` or the ini option
 ``tractor_subint_proc_check = false`` turns the checks off)
@@ -28,7 +28,6 @@ Process hygiene (on by default; ``--no-proc-check`` or the ini option
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
@@ -37,29 +36,30 @@ from collections.abc import Iterator
 
 import pytest
 
-from tractor_subint.spawn._spawn import (
+from tractor_subint.spawn import (
+    DEFAULT_METHOD,
     ENV_VAR,
-    SPAWN_METHOD_KEYS,
-    SpawnMethodKey,
     available_start_methods,
+    registered_backends,
+    reset_start_method,
+    selected_start_method,
     try_set_start_method,
     unusable_reason,
 )
-from tractor_subint.testing._procs import ProcInfo, become_subreaper, descendants
+from tractor_subint.testing._procs import ProcInfo, become_subreaper, descendants, is_subreaper
 
-DEFAULT_BACKEND: SpawnMethodKey = 'trio'
 MARKER = 'skipon_spawn_backend'
 INI_PROC_CHECK = 'tractor_subint_proc_check'
 
 # How long a sweep keeps killing and reaping before it reports what is left.
 _SWEEP_TIMEOUT = 5.0
 
-_backend_key = pytest.StashKey[SpawnMethodKey]()
+_backend_key = pytest.StashKey[str]()
 _proc_check_key = pytest.StashKey[bool]()
 # What pytest_configure changed in this process, so pytest_unconfigure can put
 # it back (matters when pytest runs in-process more than once, e.g. pytester).
 _saved_env_key = pytest.StashKey['str | None']()
-_saved_method_key = pytest.StashKey['SpawnMethodKey | None']()
+_saved_method_key = pytest.StashKey['str | None']()
 _made_subreaper_key = pytest.StashKey[bool]()
 # Set once pytest_sessionfinish begins; what the per-test check finds from
 # then on goes to the session-end report.
@@ -67,18 +67,16 @@ _finishing_key = pytest.StashKey[bool]()
 _late_reports_key = pytest.StashKey['list[str]']()
 _preexisting_key = pytest.StashKey['set[int]']()
 
-_PR_GET_CHILD_SUBREAPER = 37
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup('tractor_subint', 'tractor_subint spawn backends')
     group.addoption(
         '--spawn-backend',
         dest='spawn_backend',
-        default=DEFAULT_BACKEND,
+        default=DEFAULT_METHOD,
         metavar='KEY',
         help=(
-            f'spawn method for this session (default: {DEFAULT_BACKEND}); '
+            f'spawn method for this session (default: {DEFAULT_METHOD}); '
             f'one of: {", ".join(available_start_methods())}'
         ),
     )
@@ -100,7 +98,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _select_backend(key: str) -> SpawnMethodKey:
+def _registered_keys() -> str:
+    return ', '.join(backend.key for backend in registered_backends())
+
+
+def _select_backend(key: str) -> str:
     reason = unusable_reason(key)
     if reason is not None:
         raise pytest.UsageError(
@@ -117,12 +119,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         'markers',
         f'{MARKER}(*keys, reason=None): skip the test when the selected '
-        f'--spawn-backend is one of keys (known keys: {", ".join(SPAWN_METHOD_KEYS)})',
+        f'--spawn-backend is one of keys (known keys: {_registered_keys()})',
     )
 
-    from tractor_subint.spawn import _spawn
-
-    config.stash[_saved_method_key] = _spawn._spawn_method
+    config.stash[_saved_method_key] = selected_start_method()
     config.stash[_saved_env_key] = os.environ.get(ENV_VAR)
     key = _select_backend(config.getoption('spawn_backend'))
     config.stash[_backend_key] = key
@@ -137,9 +137,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _backend_key not in config.stash:
         return  # pytest_configure failed before selecting a backend
-    from tractor_subint.spawn import _spawn
-
-    _spawn._spawn_method = config.stash[_saved_method_key]
+    saved_method = config.stash[_saved_method_key]
+    if saved_method is None:
+        reset_start_method()
+    else:
+        try_set_start_method(saved_method)
     saved_env = config.stash[_saved_env_key]
     if saved_env is None:
         os.environ.pop(ENV_VAR, None)
@@ -176,7 +178,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config.stash[_preexisting_key] = (
         {info.pid for info in descendants()} if config.stash[_proc_check_key] else set()
     )
-    if _is_subreaper():
+    if is_subreaper():
         return  # already one (an outer pytest run in this process made it so)
     ok = become_subreaper()
     config.stash[_made_subreaper_key] = ok
@@ -203,7 +205,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f'{text}: {reason}' if reason else text))
     if errors:
         raise pytest.UsageError(
-            '\n'.join(errors) + f'\nknown spawn method keys: {", ".join(SPAWN_METHOD_KEYS)}'
+            '\n'.join(errors) + f'\nknown spawn method keys: {_registered_keys()}'
         )
 
 
@@ -213,20 +215,21 @@ def _marker_problem(mark: pytest.Mark) -> str | None:
     unexpected = set(mark.kwargs) - {'reason'}
     if unexpected:
         return f': unexpected keyword argument(s) {", ".join(sorted(unexpected))}'
+    known = {backend.key for backend in registered_backends()}
     for key in mark.args:
-        if key not in SPAWN_METHOD_KEYS:
+        if key not in known:
             return f': unknown spawn method key {key!r}'
     return None
 
 
 @pytest.fixture(scope='session')
-def start_method(pytestconfig: pytest.Config) -> SpawnMethodKey:
+def start_method(pytestconfig: pytest.Config) -> str:
     """The spawn method selected by ``--spawn-backend``."""
     return pytestconfig.stash[_backend_key]
 
 
 @pytest.fixture(scope='session')
-def spawn_backend(start_method: SpawnMethodKey) -> SpawnMethodKey:
+def spawn_backend(start_method: str) -> str:
     """Alias of :func:`start_method`."""
     return start_method
 
@@ -341,15 +344,3 @@ def _kill_and_reap(exclude: set[int]) -> list[str]:
 
 def _can_list_processes() -> bool:
     return os.path.isdir('/proc/self/task')
-
-
-def _is_subreaper() -> bool | None:
-    """Whether this process is a subreaper already; None if unknown."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        flag = ctypes.c_int(0)
-        if libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) != 0:
-            return None
-    except (OSError, AttributeError):
-        return None
-    return bool(flag.value)

@@ -1,12 +1,52 @@
-"""Reap a forked child and say, in words, how it ended."""
+"""How a child ended: its exit code vocabulary and, in words, its status."""
 from __future__ import annotations
 
-import os
+import enum
 import signal
 from dataclasses import dataclass
 
-from ._child_report import ChildExceptionInfo, take_child_exception
-from ._fork import ChildExit
+
+class ChildExit(enum.IntEnum):
+    """Exit codes of a child started by any backend.
+
+    A target that calls ``sys.exit(n)`` exits with ``n`` instead (``None``
+    is 0, a non-integer is 1, as for the interpreter itself).
+    """
+
+    OK = 0
+    """The target returned."""
+    TARGET_RAISED = 70
+    """The target raised; the parent can read the exception report."""
+    PRELUDE_FAILED = 71
+    """The post-fork prelude failed (bad stdio file, ...); report available."""
+    PARENT_GONE = 72
+    """The child's lifeline hung up (its parent died) and it exited on its own."""
+    INTERRUPTED = 130
+    """The target raised KeyboardInterrupt (128 + SIGINT)."""
+
+
+def exit_code_of(exc: SystemExit) -> int:
+    """The process exit code ``sys.exit(exc.code)`` stands for."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    return 1
+
+
+@dataclass(frozen=True)
+class ChildExceptionInfo:
+    """What a child's target raised, as seen from the parent."""
+
+    type_name: str
+    """Qualified name of the exception type, e.g. ``builtins.ValueError``."""
+    message: str
+    traceback: str
+    """The formatted traceback, as the child printed it."""
+
+    def __str__(self) -> str:
+        return self.traceback.rstrip() or f'{self.type_name}: {self.message}'
 
 
 @dataclass(frozen=True)
@@ -20,6 +60,7 @@ class ChildExitStatus:
 
     @property
     def signal(self) -> signal.Signals | None:
+        """The signal that killed the child, if one did."""
         if self.returncode >= 0:
             return None
         try:
@@ -47,7 +88,7 @@ class ChildExitStatus:
     __str__ = describe
 
 
-_MEANINGS = {
+_MEANINGS: dict[int, str] = {
     ChildExit.OK: 'exited normally',
     ChildExit.TARGET_RAISED: 'child target raised',
     ChildExit.PRELUDE_FAILED: 'post-fork prelude failed',
@@ -60,20 +101,3 @@ def _signal_name(signum: int) -> str | None:
         return signal.Signals(signum).name
     except ValueError:
         return None
-
-
-def status_from_returncode(pid: int, returncode: int) -> ChildExitStatus:
-    """Build the status of a reaped child, claiming its exception report."""
-    return ChildExitStatus(pid, returncode, take_child_exception(pid))
-
-
-def wait_child(pid: int, *, expect_exit_ok: bool = True) -> tuple[bool, str]:
-    """Block until child ``pid`` exits, reap it, and classify how it ended.
-
-    Returns ``(ok, status)``: ``ok`` is whether the outcome is the expected
-    one (exit code 0 when ``expect_exit_ok``, anything else otherwise), and
-    ``status`` the human-readable :meth:`ChildExitStatus.describe`.
-    """
-    _, wait_status = os.waitpid(pid, 0)
-    status = status_from_returncode(pid, os.waitstatus_to_exitcode(wait_status))
-    return (status.returncode == 0) == expect_exit_ok, status.describe()

@@ -4,8 +4,8 @@ A frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON
 holding an object. fds travel as SCM_RIGHTS on the first frame of each
 direction only: that is how the receiver knows which frame they belong to.
 
-:class:`_Channel` never blocks, so one implementation serves both a ``poll()``
-loop (the server, no trio) and trio tasks (the requester).
+:class:`WireChannel` never blocks, so one implementation serves both a
+``poll()`` loop (the server, no trio) and trio tasks (the requester).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import socket
 import struct
 from typing import Any
 
-import trio
+from .._fds import close_fds
 
 MAX_FRAME_BYTES = 64 << 20
 """Largest frame either side accepts (the boot payload travels in base64)."""
@@ -28,7 +28,7 @@ _MAX_FDS = 4  # per message; each side attaches at most one
 _ANC_SPACE = socket.CMSG_SPACE(_MAX_FDS * array.array('i').itemsize)
 
 
-class _ProtocolError(Exception):
+class ProtocolError(Exception):
     """A peer broke the framing (size, JSON, fds): drop the connection."""
 
 
@@ -46,23 +46,7 @@ def _fds_from_ancdata(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
     return list(fds)
 
 
-def _close_fds(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
-def _notify_closing(fd: int) -> None:
-    """Wake trio tasks waiting on ``fd`` before it is closed (if in trio)."""
-    try:
-        trio.lowlevel.notify_closing(fd)
-    except RuntimeError:
-        pass  # not inside trio.run (the server): nobody can be waiting
-
-
-class _Channel:
+class WireChannel:
     """Frames, with fds attached, over a non-blocking stream socket.
 
     Never blocks: callers wait for readiness themselves (``poll()`` in the
@@ -103,16 +87,16 @@ class _Channel:
     def next_frame(self) -> tuple[dict[str, Any], list[int]] | None:
         """The next complete frame and the fds received with it, or None.
 
-        The caller owns the returned fds. Raises :class:`_ProtocolError` on a
+        The caller owns the returned fds. Raises :class:`ProtocolError` on a
         malformed frame.
         """
         if self._fds_truncated:
-            raise _ProtocolError('fds were truncated in transit (too many attached)')
+            raise ProtocolError('fds were truncated in transit (too many attached)')
         if len(self._inbuf) < _HEADER.size:
             return None
         (size,) = _HEADER.unpack_from(self._inbuf)
         if size > MAX_FRAME_BYTES:
-            raise _ProtocolError(f'frame of {size} bytes exceeds the {MAX_FRAME_BYTES} byte limit')
+            raise ProtocolError(f'frame of {size} bytes exceeds the {MAX_FRAME_BYTES} byte limit')
         end = _HEADER.size + size
         if len(self._inbuf) < end:
             return None
@@ -124,11 +108,11 @@ class _Channel:
         try:
             obj = json.loads(body)
         except ValueError as exc:
-            _close_fds(fds)
-            raise _ProtocolError(f'frame is not JSON: {exc}') from None
+            close_fds(fds)
+            raise ProtocolError(f'frame is not JSON: {exc}') from None
         if not isinstance(obj, dict):
-            _close_fds(fds)
-            raise _ProtocolError(f'frame is a JSON {type(obj).__name__}, not an object')
+            close_fds(fds)
+            raise ProtocolError(f'frame is a JSON {type(obj).__name__}, not an object')
         return obj, fds
 
     def queue(self, obj: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
@@ -145,7 +129,7 @@ class _Channel:
             except BlockingIOError:
                 return False
             # Any accepted byte carried the fds: ours are no longer needed.
-            _close_fds(fds)
+            close_fds(fds)
             if sent < len(data):
                 self._out[0] = (data[sent:], [])
             else:
@@ -154,10 +138,8 @@ class _Channel:
 
     def close(self) -> None:
         for _data, fds in self._out:
-            _close_fds(fds)
+            close_fds(fds)
         self._out.clear()
-        _close_fds(self._infds)
+        close_fds(self._infds)
         self._infds = []
-        if self.sock.fileno() >= 0:
-            _notify_closing(self.sock.fileno())
         self.sock.close()

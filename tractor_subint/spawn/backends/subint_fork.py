@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from ._contract import SpawnRequest
-from ._fork import FORK_IN_SUBINT_DOC
+from .._contract import SpawnRequest
+from .._docs import FORK_IN_SUBINT_DOC
 
 SUBINT_FORK_REFUSAL = (
     "the 'subint_fork' backend cannot work: CPython kills the child of a fork "

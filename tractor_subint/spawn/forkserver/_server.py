@@ -1,17 +1,16 @@
 """The forkserver process: one thread, one ``poll()`` loop that forks children.
 
-Started by :func:`~tractor_subint.spawn._forkserver.start_forkserver` as
-``python -m tractor_subint.spawn._forkserver_main LISTEN_FD LIFELINE_FD``.
+Started by the owner side (``_owner``) as
+``python -m tractor_subint.spawn.forkserver LISTEN_FD LIFELINE_FD``.
 It serves one request per connection, forks the child from a borrowed worker
 thread, then keeps the connection to report the child's exit once reaped.
 It stops when its lifeline hits EOF; its children outlive it.
 
-Kept apart from the owner and requester sides so that the server process
-imports only what it runs.
+Kept apart from the owner and requester sides, and trio-free, so that the
+server process imports only what it runs (checked by a test).
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 import select
@@ -21,91 +20,63 @@ import sys
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NoReturn, get_args
+from typing import Any, NoReturn
 
-from ._child_host import HostKind, run_forked_child
-from ._child_report import ChildExceptionInfo, take_child_exception
-from ._fork import fork_from_worker_thread
-from ._forkserver_wire import _Channel, _close_fds, _ProtocolError
-from ._prelude import resolve_stdio_policy
+from .._child_host import ChildSpec, run_forked_child
+from .._child_report import read_report
+from .._exit_status import ChildExceptionInfo
+from .._fds import close_fds
+from .._fork import fork_with_report
+from .._prelude import resolve_stdio_policy
+from ._wire import ProtocolError, WireChannel
 
-SERVER_MODULE = 'tractor_subint.spawn._forkserver_main'
+SERVER_MODULE = 'tractor_subint.spawn.forkserver'
 
-_SAVED_PYTHONPATH = 'TRACTOR_SUBINT_FORKSERVER_SAVED_PYTHONPATH'
+SAVED_PYTHONPATH = 'TRACTOR_SUBINT_FORKSERVER_SAVED_PYTHONPATH'
 """Where the owner saves its PYTHONPATH (JSON, null if unset) while it puts
 our package first on it; :func:`main` restores it for the children."""
 
-_HOSTS: tuple[str, ...] = get_args(HostKind)
-
 
 @dataclass(frozen=True)
-class _ChildSpec:
-    name: str
-    entry: str
-    payload: bytes
-    host: HostKind
+class _Request:
+    child: ChildSpec
     stdio: str
-    env: dict[str, str]
-    sys_path: list[str] | None
-    ipc_fd: int
 
     @classmethod
-    def from_request(cls, req: dict[str, Any], fds: list[int]) -> _ChildSpec:
+    def parse(cls, frame: dict[str, Any], fds: list[int]) -> _Request:
         """Validate a request; raises ``ValueError`` with the reason."""
         if len(fds) != 1:
             raise ValueError(f'expected exactly 1 attached fd (the IPC socket), got {len(fds)}')
-        name, entry, host = req.get('name'), req.get('entry'), req.get('host')
-        if not isinstance(name, str):
-            raise ValueError(f'name must be a string, got {name!r}')
-        if not isinstance(entry, str) or ':' not in entry:
-            raise ValueError(f"entry must look like 'package.module:function', got {entry!r}")
-        if host not in _HOSTS:
-            raise ValueError(f'host must be one of {_HOSTS}, got {host!r}')
-        try:
-            payload = base64.b64decode(req.get('boot_payload', ''), validate=True)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f'boot_payload is not base64: {exc}') from None
-        stdio = req.get('stdio')
+        child = frame.get('child')
+        if not isinstance(child, dict):
+            raise ValueError(f'child must be an object, got {child!r}')
+        spec = ChildSpec.from_json(child, ipc_fd=fds[0])
+        stdio = frame.get('stdio')
         if not isinstance(stdio, str):
             raise ValueError(f'stdio must be a string, got {stdio!r}')
         resolve_stdio_policy(stdio)  # validate before forking
-        env = req.get('env', {})
-        if not isinstance(env, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-        ):
-            raise ValueError('env must map strings to strings')
-        sys_path = req.get('sys_path')
-        if sys_path is not None and not (
-            isinstance(sys_path, list) and all(isinstance(p, str) for p in sys_path)
-        ):
-            raise ValueError('sys_path must be a list of strings or null')
-        return cls(name, entry, payload, host, stdio, env, sys_path, fds[0])
+        return cls(spec, stdio)
 
 
-def _forked_child(spec: _ChildSpec) -> NoReturn:
+def _forked_child(request: _Request) -> NoReturn:
     """The child's target, after the fork prelude."""
     # The server ignores SIGINT (see serve()); the prelude keeps SIG_IGN
     # dispositions as exec would, but an actor must get Ctrl-C.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    if spec.sys_path is not None:
-        # Import the entry as the requester would have.
-        sys.path[:] = spec.sys_path
-    run_forked_child(
-        spec.entry, spec.payload, spec.ipc_fd, host=spec.host, name=spec.name, env=spec.env,
-    )
+    run_forked_child(request.child)
 
 
-def _fork_child(spec: _ChildSpec) -> int:
+def _fork_child(request: _Request) -> tuple[int, int]:
     with warnings.catch_warnings():
         # Forking from a dedicated thread is the design (see _fork).
         warnings.filterwarnings(
             'ignore', message=r'This process .* is multi-threaded', category=DeprecationWarning,
         )
-        return fork_from_worker_thread(
-            partial(_forked_child, spec),
-            thread_name=f'forkserver-fork[{spec.name}]',
-            keep_fds=(spec.ipc_fd,),
-            stdio=spec.stdio,
+        return fork_with_report(
+            partial(_forked_child, request),
+            thread_name=f'forkserver-fork[{request.child.name}]',
+            keep_fds=(request.child.ipc_fd,),
+            stdio=request.stdio,
         )
 
 
@@ -119,7 +90,8 @@ def _exception_dict(info: ChildExceptionInfo | None) -> dict[str, str] | None:
 class _Child:
     pid: int
     pidfd: int
-    channel: _Channel | None
+    report_fd: int
+    channel: WireChannel | None
     """Where to report the exit; None once the requester is gone."""
 
 
@@ -135,7 +107,7 @@ class _Server:
         self._listener = listener
         self._lifeline_fd = lifeline_fd
         self._poller = select.poll()
-        self._channels: dict[int, _Channel] = {}
+        self._channels: dict[int, WireChannel] = {}
         """Connections we read a request from, or owe output to."""
         self._awaiting_request: set[int] = set()
         self._close_when_flushed: set[int] = set()
@@ -196,16 +168,16 @@ class _Server:
                 # EMFILE and friends: the connection stays queued; say why.
                 print(f'tractor_subint forkserver: accept failed: {exc!r}', file=sys.stderr)
                 return
-            channel = _Channel(sock)
+            channel = WireChannel(sock)
             self._channels[channel.fileno()] = channel
             self._awaiting_request.add(channel.fileno())
             self._poller.register(channel.fileno(), select.POLLIN)
 
-    def _read_request(self, channel: _Channel) -> None:
+    def _read_request(self, channel: WireChannel) -> None:
         channel.receive_available()
         try:
             frame = channel.next_frame()
-        except _ProtocolError as exc:
+        except ProtocolError as exc:
             self._refuse(channel, f'bad request: {exc}')
             return
         if frame is None:
@@ -213,20 +185,20 @@ class _Server:
                 self._drop_channel(channel)  # gave up before asking
             return
         self._awaiting_request.discard(channel.fileno())
-        request, fds = frame
+        frame_obj, fds = frame
         try:
-            spec = _ChildSpec.from_request(request, fds)
+            request = _Request.parse(frame_obj, fds)
         except ValueError as exc:
-            _close_fds(fds)
+            close_fds(fds)
             self._refuse(channel, f'bad request: {exc}')
             return
         try:
-            pid = _fork_child(spec)
+            pid, report_fd = _fork_child(request)
         except Exception as exc:
             self._refuse(channel, f'fork failed: {exc!r}')
             return
         finally:
-            os.close(spec.ipc_fd)
+            os.close(request.child.ipc_fd)
         try:
             pidfd = os.pidfd_open(pid)
         except OSError as exc:
@@ -234,21 +206,21 @@ class _Server:
             # unwatched if it does.
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            take_child_exception(pid)
+            os.close(report_fd)
             self._refuse(channel, f'pidfd_open failed: {exc!r}')
             return
-        self._children[pidfd] = _Child(pid, pidfd, channel)
+        self._children[pidfd] = _Child(pid, pidfd, report_fd, channel)
         self._poller.register(pidfd, select.POLLIN)
         channel.queue({'pid': pid}, (pidfd,))
         self._flush(channel)
 
-    def _refuse(self, channel: _Channel, message: str) -> None:
+    def _refuse(self, channel: WireChannel, message: str) -> None:
         self._awaiting_request.discard(channel.fileno())
         channel.queue({'error': message})
         self._close_when_flushed.add(channel.fileno())
         self._flush(channel)
 
-    def _flush(self, channel: _Channel) -> None:
+    def _flush(self, channel: WireChannel) -> None:
         fd = channel.fileno()
         try:
             done = channel.flush_nowait()
@@ -266,7 +238,7 @@ class _Server:
             except KeyError:
                 pass
 
-    def _drop_channel(self, channel: _Channel) -> None:
+    def _drop_channel(self, channel: WireChannel) -> None:
         fd = channel.fileno()
         if fd < 0 or self._channels.get(fd) is not channel:
             return
@@ -292,7 +264,7 @@ class _Server:
         self._poller.unregister(child.pidfd)
         del self._children[child.pidfd]
         os.close(child.pidfd)
-        exception = take_child_exception(child.pid)
+        exception = read_report(child.report_fd)
         channel = child.channel
         if channel is None:
             return
@@ -340,7 +312,7 @@ def serve(listen_fd: int, lifeline_fd: int) -> None:
 
 
 def _restore_environment() -> None:
-    saved = os.environ.pop(_SAVED_PYTHONPATH, None)
+    saved = os.environ.pop(SAVED_PYTHONPATH, None)
     if saved is None:
         return
     original = json.loads(saved)
@@ -351,7 +323,7 @@ def _restore_environment() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m tractor_subint.spawn._forkserver_main LISTEN_FD LIFELINE_FD``"""
+    """``python -m tractor_subint.spawn.forkserver LISTEN_FD LIFELINE_FD``"""
     if len(argv) != 2:
         print(f'usage: python -m {SERVER_MODULE} LISTEN_FD LIFELINE_FD', file=sys.stderr)
         return 2

@@ -1,0 +1,31 @@
+"""Package facades that declare every public name but import on first use.
+
+Why: every process of a tree imports this package's ``__init__`` modules
+first (a forkserver process, a fresh subinterpreter, an exec'd child), and
+each should load only what it runs: the forkserver must not load trio, and a
+child must not load every backend. So a facade lists its names in a literal
+``__all__`` (and under ``TYPE_CHECKING``, for type checkers), and resolves
+each one from its module the first time it is read (PEP 562).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+
+
+def lazy_getattr(package: str, exports: Mapping[str, tuple[str, ...]]) -> Callable[[str], object]:
+    """A module ``__getattr__`` for ``package``: ``exports`` maps a module,
+    relative to the package (``'._fork'``), to the names it provides."""
+    where = {name: module for module, names in exports.items() for name in names}
+
+    def __getattr__(name: str) -> object:
+        try:
+            module = where[name]
+        except KeyError:
+            raise AttributeError(f'module {package!r} has no attribute {name!r}') from None
+        value = getattr(importlib.import_module(module, package), name)
+        setattr(sys.modules[package], name, value)  # later reads skip this hook
+        return value
+
+    return __getattr__

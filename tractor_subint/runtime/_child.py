@@ -1,0 +1,219 @@
+"""One child actor as its parent sees it: the single owner of its lifecycle.
+
+A :class:`ChildActor` holds the child's process handle and channel, runs
+the receive loop that feeds the child's :class:`Calls`, notices the exit,
+climbs the kill ladder, collects a ``run_in_actor`` result, and says how the
+child ended. Its :class:`Portal` is only the RPC face, and asks it for the
+rest (``ChildLink``).
+
+The kill ladder (:meth:`ChildActor.stop`):
+
+1. send :class:`CancelActor`; wait up to :data:`CANCEL_ACK_TIMEOUT` for the
+   acknowledgement (a responsive actor answers at once);
+2. if acknowledged, wait up to :data:`CANCEL_EXIT_TIMEOUT` for it to exit
+   (it may be tearing down its own children);
+3. if it has not exited: SIGTERM, wait up to :data:`TERMINATE_TIMEOUT`;
+4. if it still has not exited: SIGKILL, and reap.
+
+So an unresponsive child (stuck in a blocking call) is gone within
+``CANCEL_ACK_TIMEOUT + TERMINATE_TIMEOUT`` seconds plus the reap.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import outcome
+import trio
+
+from ..spawn import ChildExitStatus, ProcessHandle
+from ._bootspec import Uid
+from ._calls import Calls
+from ._channel import Channel
+from ._errors import ActorFailure, RemoteActorError
+from ._log import log
+from ._msgs import CancelAck, CancelActor
+from ._portal import PendingCall, Portal
+
+CANCEL_ACK_TIMEOUT = 0.5
+CANCEL_EXIT_TIMEOUT = 3.0
+TERMINATE_TIMEOUT = 0.5
+CHANNEL_CLOSE_GRACE = 1.0
+"""Seconds the supervisor waits for a dead child's channel to end (it ends as
+soon as the last copy of the child's socket closes; this only bounds a
+leaked copy)."""
+
+_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+async def _first_of(*waits: Callable[[], Any]) -> None:
+    async with trio.open_nursery() as nursery:
+        for wait in waits:
+            async def run(wait: Callable[[], Any] = wait) -> None:
+                await wait()
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(run)
+
+
+class ChildActor:
+    """A spawned, handshaken child: its process, channel, portal and fate.
+
+    ``on_failure`` is told about an error that must cancel the child's
+    siblings (a ``run_in_actor`` error, as soon as it arrives); an
+    unexpected exit is :meth:`exit_failure` once :meth:`supervise` returns.
+    A ``run_in_actor`` child has its call sent by :meth:`start_run_call`
+    before anyone can see its portal.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        uid: Uid,
+        process: ProcessHandle,
+        channel: Channel,
+        *,
+        spawn_time: float,
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        self.name = name
+        self.process = process
+        self.channel = channel
+        self.calls = Calls()
+        self.portal = Portal(name, uid, channel, self.calls, self, spawn_time)
+        self.cancel_requested = False
+        """Whether the parent asked this child to stop (its exit is expected)."""
+        self.acked = False
+        """Whether the child acknowledged the graceful cancel."""
+        self.done = trio.Event()
+        """Set once the child is gone and its channel closed."""
+        self._run_call: PendingCall | None = None
+        self._on_failure = on_failure
+        self._cancel_ack = trio.Event()
+        self._exited = trio.Event()
+        self._stopping = False
+        self._result: outcome.Outcome[Any] | None = None
+        self._result_ready = trio.Event()
+
+    def __repr__(self) -> str:
+        return f'<ChildActor {self.name} pid={self.pid}>'
+
+    # -- ChildLink, for the portal ----------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def exit_status(self) -> ChildExitStatus | None:
+        return self.process.exit_status
+
+    async def wait_exited(self) -> None:
+        await self._exited.wait()
+
+    async def result(self) -> Any:
+        if self._run_call is None:
+            raise RuntimeError(
+                f'{self.portal!r} was started with start_actor(): it has no result to wait '
+                f'for; use portal.run()'
+            )
+        await self._result_ready.wait()
+        assert self._result is not None
+        return self._result.unwrap()
+
+    # -- supervision --------------------------------------------------------------
+
+    async def start_run_call(self, fn: Callable[..., object], kwargs: dict[str, Any]) -> None:
+        """Send the ``run_in_actor`` call; :meth:`supervise` collects its result."""
+        self._run_call = await self.portal.submit(fn, **kwargs)
+
+    async def supervise(self) -> None:
+        """Run until the child is gone: route its messages, notice its exit,
+        collect its ``run_in_actor`` result.
+
+        Shielded: this is what notices the child's messages (its cancel ack,
+        its result) and its exit, so it must keep running while the
+        surrounding scope is cancelled and the kill ladder runs. It ends
+        because the child ends: every cancellation path of a nursery calls
+        :meth:`stop`.
+        """
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._receive_loop)
+                if self._run_call is not None:
+                    nursery.start_soon(self._collect_result, self._run_call)
+                await self.process.wait()
+                self._exited.set()
+                log.debug('%s exited: %s', self.name, self.exit_status)
+                with trio.move_on_after(CHANNEL_CLOSE_GRACE):
+                    await self.calls.closed.wait()
+                nursery.cancel_scope.cancel()
+            with trio.move_on_after(CHANNEL_CLOSE_GRACE):
+                await self.channel.aclose()
+        self.done.set()
+
+    def exit_failure(self) -> ActorFailure | None:
+        """After :meth:`supervise`: the error an exit nobody asked for is."""
+        if self.cancel_requested or self._result is not None:
+            return None
+        return ActorFailure(self.name, 'exited unexpectedly', self.exit_status)
+
+    async def _receive_loop(self) -> None:
+        try:
+            async for msg in self.channel:
+                if isinstance(msg, CancelAck):
+                    self._cancel_ack.set()
+                else:
+                    self.calls.deliver(msg)
+        except trio.BrokenResourceError:
+            pass
+        finally:
+            self.calls.close()
+
+    async def _collect_result(self, call: PendingCall) -> None:
+        try:
+            self._result = outcome.Value(await call.result())
+        except (RemoteActorError, ActorFailure) as exc:
+            self._result = outcome.Error(exc)
+            # A remote error is a real result even if we were already
+            # cancelling the child (its reply may have crossed our cancel
+            # request); only the "went away" of a child we cancelled
+            # ourselves is not a failure.
+            if not (self.cancel_requested and isinstance(exc, ActorFailure)):
+                self._on_failure(exc)
+        self._result_ready.set()
+        await self.stop()
+
+    # -- the kill ladder ------------------------------------------------------------
+
+    async def stop(self) -> bool:
+        """The kill ladder (module docstring); idempotent, shielded. Returns
+        whether the actor acknowledged the graceful cancel."""
+        self.cancel_requested = True
+        with trio.CancelScope(shield=True):
+            if not self._stopping:
+                self._stopping = True
+                if not self._exited.is_set():
+                    await self._climb_ladder()
+            await self._exited.wait()
+        return self.acked
+
+    async def _climb_ladder(self) -> None:
+        log.debug('cancelling %s (pid %d)', self.name, self.pid)
+        try:
+            await self.channel.send(CancelActor())
+        except _GONE:
+            pass
+        with trio.move_on_after(CANCEL_ACK_TIMEOUT):
+            await _first_of(self._cancel_ack.wait, self._exited.wait)
+        self.acked = self._cancel_ack.is_set()
+        log.debug('%s acked=%s exited=%s', self.name, self.acked, self._exited.is_set())
+        if self.acked:
+            with trio.move_on_after(CANCEL_EXIT_TIMEOUT):
+                await self._exited.wait()
+        if not self._exited.is_set():
+            log.info('%s did not exit after a graceful cancel: SIGTERM', self.name)
+            self.process.terminate()
+            with trio.move_on_after(TERMINATE_TIMEOUT):
+                await self._exited.wait()
+        if not self._exited.is_set():
+            log.warning('%s did not exit after SIGTERM: SIGKILL', self.name)
+            self.process.kill()

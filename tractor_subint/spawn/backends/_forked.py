@@ -1,0 +1,42 @@
+"""What both fork backends do: fork here when this process may, else ask the
+spawn tree's forkserver to fork for it."""
+from __future__ import annotations
+
+from functools import partial
+
+import trio
+
+from .._child_host import ChildSpec, HostKind, run_forked_child
+from .._contract import SpawnRequest
+from .._docs import FORK_WITH_LIVE_SUBINT_DOC
+from .._fork import can_fork_here
+from .._forked_process import fork_process
+from .._process_handle import ProcessHandle
+from .._tree import current_forkserver_address
+from ..forkserver import spawn_via_forkserver
+
+
+async def spawn_forked(request: SpawnRequest, host: HostKind) -> ProcessHandle:
+    """Fork a child that hosts ``request``'s entry in ``host``: directly when
+    this process can fork (from a fresh main-interpreter thread), else
+    through the current spawn tree's forkserver. The child joins that tree."""
+    forkserver = current_forkserver_address()
+    if can_fork_here():
+        spec = ChildSpec(
+            request.name, request.entry, request.boot_payload, request.ipc_fd, host,
+            tree=forkserver, env=dict(request.env),
+        )
+        return await trio.to_thread.run_sync(partial(
+            fork_process,
+            partial(run_forked_child, spec),
+            thread_name=f'tractor-subint-forker[{request.name}]',
+            keep_fds=(request.ipc_fd,),
+            stdio=request.stdio,
+        ))
+    if forkserver is None:
+        raise RuntimeError(
+            f'cannot spawn {request.name!r}: this process holds a subinterpreter, so it '
+            f'must not fork, and it belongs to no spawn tree with a forkserver to fork for '
+            f'it (open one with tractor_subint.spawn.open_tree(); see {FORK_WITH_LIVE_SUBINT_DOC})'
+        )
+    return await spawn_via_forkserver(forkserver, request, host=host)
