@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import _interpreters
+import gc
 import json
 import os
 import signal
+import socket
+import sys
 import threading
+import warnings
 
 import pytest
 import trio
 from _childio import ChildPipe, fork_child, send_line
 
+from tractor_subint.runtime._channel import Channel
+from tractor_subint.runtime._codec import get_codec
 from tractor_subint.spawn._subint_forkserver import (
     ChildExit,
     ForkedProcess,
@@ -261,3 +267,40 @@ def test_raw_fork_inside_hosted_subint_is_a_clean_error():
             raise AssertionError('os.fork() inside the subinterpreter succeeded')
 
     assert wait_child(fork_from_worker_thread(child)) == (True, 'rc=0 (exited normally)')
+
+
+STALE_FD_CLOSED = 3
+
+
+@trio_parent_test(timeout=20)
+async def test_an_inherited_runtime_socket_never_closes_a_reused_fd():
+    """The late-finaliser hazard, forced: the parent leaves a runtime channel
+    as uncollected garbage, the child reuses its fd number after the prelude
+    closed it, then collects. The inherited object must not close that fd."""
+    ours, theirs = socket.socketpair()
+    channel = Channel.from_socket(ours, get_codec())
+    stale_fd = ours.fileno()
+    gc.disable()  # keep the garbage uncollected until the fork
+    try:
+        cycle: list[object] = [channel]
+        cycle.append(cycle)
+        del cycle, channel, ours
+
+        def child() -> None:
+            r, _w = os.pipe()
+            os.dup2(r, stale_fd)  # the number the inherited socket object holds
+            gc.collect()
+            try:
+                os.fstat(stale_fd)
+            except OSError:
+                sys.exit(STALE_FD_CLOSED)
+
+        pid = await fork_child(child)
+    finally:
+        gc.enable()
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ResourceWarning)  # ours, left unclosed on purpose
+            gc.collect()
+    ok, status = await trio.to_thread.run_sync(wait_child, pid)
+    theirs.close()
+    assert ok, status

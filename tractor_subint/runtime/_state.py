@@ -5,7 +5,6 @@ right scope: a subinterpreter has its own copy of this module.
 """
 from __future__ import annotations
 
-import gc
 import os
 from typing import TYPE_CHECKING
 
@@ -40,13 +39,10 @@ def set_current_actor(actor: Actor | None) -> None:
 
 
 def _forget_runtime_after_fork() -> None:
-    # A forked child inherits the parent's actor, portals and their sockets.
-    # The child prelude then closes those fds by number; if the Python socket
-    # objects were collected later, their finalizers would close whatever new
-    # fd has reused the number. Drop them now, while the fds are still the
-    # inherited ones.
+    # A child forked by any code (ours, multiprocessing's 'fork', os.fork) is
+    # not the parent's actor. What it inherited stays untouched: our own forks
+    # freeze it (spawn._fork), and a collection here would copy every page.
     set_current_actor(None)
-    gc.collect()
 
 
 if hasattr(os, 'register_at_fork'):

@@ -16,6 +16,7 @@ entered a subinterpreter.
 from __future__ import annotations
 
 import _interpreters
+import gc
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -79,6 +80,13 @@ def _child_main(
     stdio: ResolvedStdio,
 ) -> NoReturn:
     """Everything the child does; ends the process, whatever happens."""
+    # Before the prelude closes the inherited fds: every object inherited from
+    # the parent moves to the permanent generation, so no later collection in
+    # this child finalises one (an inherited socket object would close its fd
+    # *number*, by then reused by this child). It also keeps the collector off
+    # the inherited pages, which stay shared with the parent (copy-on-write).
+    # ai/conc-anal/late_finalisers_after_fork.md
+    gc.freeze()
     code: int = ChildExit.PRELUDE_FAILED
     try:
         REPORTS.forget_all()

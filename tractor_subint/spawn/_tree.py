@@ -20,6 +20,7 @@ interpreter that runs the child's entry (:func:`inherit_tree`).
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 # trio is imported by the functions that run under it: the forkserver process
@@ -101,6 +102,16 @@ def open_tree() -> SpawnTree:
     owned = OnDemandForkserver()
     _current = SpawnTree(owned.address, owned)
     return _current
+
+
+def _forget_tree_after_fork() -> None:
+    # A child forked by other code (multiprocessing's 'fork', os.fork) is in
+    # no tree; ours are told which one by their shell (inherit_tree).
+    global _current
+    _current = None
+
+
+os.register_at_fork(after_in_child=_forget_tree_after_fork)
 
 
 def inherit_tree(forkserver_address: str | None) -> None:
