@@ -133,7 +133,12 @@ class Portal:
 
     # -- calls ----------------------------------------------------------------
 
-    def _gone_error(self) -> ActorFailure:
+    async def _gone_error(self) -> ActorFailure:
+        """The error for a call whose child went away, with its exit status:
+        the supervisor gets a moment to reap it, even while we are being
+        cancelled (the nursery may have noticed the exit too)."""
+        with trio.move_on_after(GONE_GRACE, shield=True):
+            await self._child.wait_exited()
         return ActorFailure(self.name, 'went away while a call was pending', self._child.exit_status)
 
     async def _next(self, replies: trio.MemoryReceiveChannel[Msg]) -> Msg:
@@ -141,18 +146,15 @@ class Portal:
         try:
             return await replies.receive()
         except trio.EndOfChannel:
-            # Give the supervisor a moment to reap, for a useful status.
-            with trio.move_on_after(GONE_GRACE):
-                await self._child.wait_exited()
-            raise self._gone_error() from None
+            raise await self._gone_error() from None
 
     async def _send_call(self, call: Call) -> None:
         if self._calls.closed.is_set():
-            raise self._gone_error()
+            raise await self._gone_error()
         try:
             await self.channel.send(call)
         except _GONE:
-            raise self._gone_error() from None
+            raise await self._gone_error() from None
 
     @asynccontextmanager
     async def _open_stream_call(
