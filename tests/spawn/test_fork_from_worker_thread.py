@@ -297,9 +297,10 @@ async def test_an_inherited_runtime_socket_never_closes_a_reused_fd():
 
         pid = await fork_child(child)
     finally:
-        gc.enable()
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore', ResourceWarning)  # ours, left unclosed on purpose
+            # Ours, left unclosed on purpose: finalised from here on.
+            warnings.simplefilter('ignore', ResourceWarning)
+            gc.enable()
             gc.collect()
     ok, status = await trio.to_thread.run_sync(wait_child, pid)
     theirs.close()
