@@ -14,6 +14,7 @@ to the same actor go through :func:`publish` / :func:`wait_published`.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import trio
@@ -100,6 +101,20 @@ async def add(a: int, b: int) -> int:
 
 def echo(value: object) -> object:
     return value
+
+
+def surroundings(env_var: str, say: str = '') -> dict[str, object]:
+    """What this actor's process looks like from inside: for checking that a
+    warm pool member became what a cold fork would have been."""
+    if say:
+        print(say, flush=True)
+    return {
+        'env': os.environ.get(env_var),
+        'cwd': os.getcwd(),
+        'sys_path_head': sys.path[0],
+        'pid': os.getpid(),
+        'ppid': os.getppid(),
+    }
 
 
 def raise_boom(message: str) -> None:

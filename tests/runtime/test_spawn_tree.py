@@ -15,7 +15,8 @@ from tractor_subint.testing import descendants, trio_parent_test
 
 @trio_parent_test(timeout=30)
 async def test_a_flat_tree_has_one_process_per_actor(start_method):
-    async with ts.open_nursery() as an:
+    # No warm pool: its idle members would be processes too (test_warm_pool).
+    async with ts.open_nursery(warm_pool=0) as an:
         portals = [await an.start_actor(f'w{i}', enable_modules=['actor_targets']) for i in range(2)]
         for portal in portals:
             assert await portal.run(actor_targets.add, a=1, b=1) == 2

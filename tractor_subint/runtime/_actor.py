@@ -57,9 +57,10 @@ class Actor:
         return f'<Actor {self.name}[{self.uid[1][:8]}] pid={os.getpid()}>'
 
     async def aclose(self) -> None:
-        """Release what this actor owns (the spawn tree it opened), even when
-        cancelled."""
-        tree, self._owned_tree = self._owned_tree, None
+        """Release what this actor's process keeps for spawning (a warm
+        pool; the root also the tree's forkserver), even when cancelled."""
+        owned, self._owned_tree = self._owned_tree, None
+        tree = owned or (None if self.is_root else current_tree())
         if tree is not None:
             await tree.aclose()
 

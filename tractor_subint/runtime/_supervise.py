@@ -40,9 +40,13 @@ BOOT_REAP_TIMEOUT = 3.0
 class ActorNursery:
     """Spawns and supervises child actors; see :func:`open_nursery`."""
 
-    def __init__(self, actor: Actor, method: str, task_nursery: trio.Nursery) -> None:
+    def __init__(
+        self, actor: Actor, method: str, task_nursery: trio.Nursery, *, warm_pool: int | None = None,
+    ) -> None:
         self._actor = actor
         self.start_method = method
+        self.warm_pool = warm_pool
+        """The warm pool size this nursery's spawns ask for (backends that keep one)."""
         self._tn = task_nursery
         self._children: list[ChildActor] = []
         self._errors: list[BaseException] = []
@@ -119,6 +123,7 @@ class ActorNursery:
         try:
             process = await get_backend(self.start_method).spawn(SpawnRequest(
                 name=name, entry=ENTRY, boot_payload=spec.to_bytes(), ipc_fd=child_sock.fileno(),
+                warm_pool=self.warm_pool,
             ))
         except BaseException:
             parent_sock.close()
@@ -218,15 +223,19 @@ async def _kill_and_reap(process: ProcessHandle) -> None:
 
 
 @asynccontextmanager
-async def open_nursery(start_method: str | None = None) -> AsyncIterator[ActorNursery]:
+async def open_nursery(
+    start_method: str | None = None, *, warm_pool: int | None = None,
+) -> AsyncIterator[ActorNursery]:
     """Open an actor nursery: children spawned in it are supervised
     one-cancels-all and are all gone when the block ends.
 
     ``start_method`` picks the spawn backend for this nursery's children
-    (default: :func:`current_start_method`). Errors from children (and the
-    body) are raised at the end: one as itself, several as a
-    :class:`BaseExceptionGroup`. Cancelling the enclosing scope cancels the
-    whole tree.
+    (default: :func:`current_start_method`). ``warm_pool`` sizes the warm
+    pool of backends that keep one (``subint_forkserver``: children forked
+    and warmed ahead of time; default ``$TRACTOR_SUBINT_WARM_POOL``, else 2;
+    0 turns it off). Errors from children (and the body) are raised at the
+    end: one as itself, several as a :class:`BaseExceptionGroup`.
+    Cancelling the enclosing scope cancels the whole tree.
     """
     method = validate_start_method(start_method) if start_method else current_start_method()
     actor = current_actor_or_none()
@@ -236,8 +245,9 @@ async def open_nursery(start_method: str | None = None) -> AsyncIterator[ActorNu
     actor.open_nurseries += 1
     body_error: BaseException | None = None
     try:
+        await get_backend(method).warm_up(ENTRY, warm_pool)
         async with trio.open_nursery() as task_nursery:
-            an = ActorNursery(actor, method, task_nursery)
+            an = ActorNursery(actor, method, task_nursery, warm_pool=warm_pool)
             try:
                 with trio.CancelScope() as an._body_scope:
                     yield an

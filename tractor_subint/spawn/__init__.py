@@ -14,6 +14,7 @@ only what it runs.
 - Primitives: :func:`fork_from_worker_thread`, :func:`wait_child`,
   :func:`run_subint_in_worker_thread`, :class:`SignalForwarder`,
   :func:`cancel_on_forwarded_signal`, :class:`ForkedProcess`, ...
+- Warm pools: :func:`local_warm_pool` (``_pool``, ``_pool_member``).
 - The forkserver itself: :mod:`tractor_subint.spawn.forkserver`.
 """
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = [
     'get_backend',
     'in_subinterpreter',
     'live_subinterpreters',
+    'local_warm_pool',
     'open_tree',
     'refuse_unsafe_fork',
     'register_backend',
@@ -122,6 +124,7 @@ if TYPE_CHECKING:
     from ._tree import SpawnTree as SpawnTree
     from ._tree import current_tree as current_tree
     from ._tree import open_tree as open_tree
+    from .backends._forked import local_warm_pool as local_warm_pool
 
 __getattr__ = lazy_getattr(__name__, {
     '._contract': (
@@ -147,4 +150,5 @@ __getattr__ = lazy_getattr(__name__, {
     ),
     '._subint_host': ('SubintExecError', 'run_subint_here', 'run_subint_in_worker_thread'),
     '._tree': ('SpawnTree', 'current_tree', 'open_tree'),
+    '.backends._forked': ('local_warm_pool',),
 })

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, NoReturn, get_args
 
+from ._prelude import flush_std_streams
 from ._signal_forwarding import SignalForwarder
 from ._subint_host import run_subint_here
 from ._tree import inherit_tree
@@ -51,10 +52,10 @@ _SPEC = '__tractor_subint_child__'
 # pythonpath, a script's directory), so the main interpreter's path is copied.
 _SUBINT_BOOTSTRAP = f'''
 import sys
-_sys_path, *_entry_args = {_SPEC}
+_sys_path, *_args = {_SPEC}
 sys.path[:] = _sys_path
-from tractor_subint.spawn._child_host import run_entry_here
-run_entry_here(*_entry_args)
+from tractor_subint.spawn._child_host import run_entry_in_subint
+run_entry_in_subint(*_args)
 '''
 
 
@@ -129,14 +130,31 @@ def resolve_entry(entry: str) -> EntryFn:
 def run_entry_here(entry: str, payload: bytes, ipc_fd: int, cancel_fd: int, tree: str | None) -> None:
     """In the interpreter that hosts the entry: join the spawn tree, run it."""
     inherit_tree(tree)
-    resolve_entry(entry)(payload, ipc_fd, cancel_fd)
+    try:
+        resolve_entry(entry)(payload, ipc_fd, cancel_fd)
+    finally:
+        flush_std_streams()  # the process may end with os._exit
 
 
-def host_entry(spec: ChildSpec) -> int:
+def run_entry_in_subint(environ: tuple[tuple[str, str], ...], *entry_args: Any) -> None:
+    """:func:`run_entry_here`, inside the subinterpreter, whose ``os.environ``
+    first becomes the main interpreter's ``environ``: an interpreter copies
+    the environment when it imports ``os``, which a warm one did earlier."""
+    wanted = dict(environ)
+    for key in set(os.environ) - set(wanted):
+        del os.environ[key]
+    os.environ.update(wanted)
+    run_entry_here(*entry_args)
+
+
+def host_entry(spec: ChildSpec, *, interp_id: int | None = None) -> int:
     """Run ``spec``'s entry as this process's actor; return the exit code to use.
 
     Must be called on the main thread of the main interpreter. Applies the
-    spec's environment and ``sys.path`` first. Returns 0,
+    spec's environment and ``sys.path`` first. For ``host='subint'``, runs
+    the entry in subinterpreter ``interp_id`` (one prepared ahead, as a warm
+    pool member does) or in a fresh one; the process is about to exit, so
+    the subinterpreter is not torn down. Returns 0,
     128 + signum when a forwarded signal ended the entry, or
     ``PARENT_GONE_EXIT`` when the lifeline hung up; re-raises what the entry
     raised (for a subinterpreter, as ``SubintExecError``).
@@ -153,9 +171,11 @@ def host_entry(spec: ChildSpec) -> int:
                 _SUBINT_BOOTSTRAP,
                 # A tuple of plain values: what crosses into a subinterpreter.
                 shared={_SPEC: (
-                    tuple(sys.path), spec.entry, spec.payload, spec.ipc_fd,
-                    forwarder.read_fd, spec.tree,
+                    tuple(sys.path), tuple(os.environ.items()), spec.entry, spec.payload,
+                    spec.ipc_fd, forwarder.read_fd, spec.tree,
                 )},
+                interp_id=interp_id,
+                teardown=False,
             )
         else:
             target = partial(

@@ -63,6 +63,9 @@ class SpawnRequest:
     stdio: StdioPolicy | None = None
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment variables for the child."""
+    warm_pool: int | None = None
+    """Size of the warm pool for backends that keep one (None: the
+    ``$TRACTOR_SUBINT_WARM_POOL`` default; 0: always fork cold)."""
 
     def __post_init__(self) -> None:
         module, sep, function = self.entry.partition(':')

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -37,6 +38,7 @@ others."""
 SPAWN_METHOD_KEYS: tuple[SpawnMethodKey, ...] = get_args(SpawnMethodKey)
 
 Requirement = Literal['fork', 'pidfd', 'subinterpreters']
+WarmUpFn = Callable[[str, int | None], Awaitable[None]]
 Status = Literal['working', 'reserved', 'dead_end']
 
 ENV_VAR = 'TRACTOR_SUBINT_SPAWN_METHOD'
@@ -87,6 +89,10 @@ class Backend:
     status: Status = 'working'
     reason: str | None = None
     """Why a ``'reserved'`` or ``'dead_end'`` key cannot spawn."""
+    warm_up_fn: WarmUpFn | str | None = None
+    """Awaited as ``warm_up_fn(entry, warm_pool)`` when a nursery that spawns
+    with this backend opens: a backend that keeps a warm pool starts filling
+    it. A ``'module:function'`` string is imported on first use."""
 
     def unsupported_reason(self) -> str | None:
         """Why this Python/platform cannot run the backend, or None."""
@@ -102,6 +108,11 @@ class Backend:
             return f'spawn method {self.key!r} is {self.reason or self.status}'
         return self.unsupported_reason()
 
+    async def warm_up(self, entry: str, warm_pool: int | None = None) -> None:
+        """Let the backend prepare for spawning ``entry`` (see :attr:`warm_up_fn`)."""
+        if self.warm_up_fn is not None and self.unusable_reason() is None:
+            await _resolve(self.warm_up_fn)(entry, warm_pool)
+
     async def spawn(self, request: SpawnRequest) -> ProcessHandle:
         """Start ``request``'s child with this backend."""
         fn = self.spawn_fn
@@ -110,11 +121,16 @@ class Backend:
                 f'spawn method {self.key!r} is not available yet: it is {self.reason}. '
                 f'Usable methods: {", ".join(available_start_methods())}.'
             )
-        if isinstance(fn, str):
-            module, _, name = fn.partition(':')
-            fn = getattr(importlib.import_module(module), name)
-            assert callable(fn)
-        return await fn(request)
+        return await _resolve(fn)(request)
+
+
+def _resolve[F: Callable[..., object]](fn: F | str) -> F:
+    """``fn``, or the function a ``'module:function'`` string names."""
+    if isinstance(fn, str):
+        module, _, name = fn.partition(':')
+        found: F = getattr(importlib.import_module(module), name)
+        return found
+    return fn
 
 
 _BACKENDS = 'tractor_subint.spawn.backends'
@@ -137,6 +153,7 @@ _BUILTIN = (
         f'{_BACKENDS}.subint_forkserver:subint_forkserver_proc',
         forks=True, hosts_subinterpreter=True,
         requires=frozenset({'fork', 'pidfd', 'subinterpreters'}),
+        warm_up_fn=f'{_BACKENDS}._forked:warm_up',
     ),
     Backend(
         'subint', 'each actor in a subinterpreter of the spawning process', None,

@@ -1,6 +1,9 @@
 """The spawn resources that every process of one actor tree shares.
 
-Today that is the tree's forkserver. A process that holds a subinterpreter
+The tree's forkserver, and what each process keeps for its own spawns (a
+warm pool, ``_pool``), closed when the process leaves the tree.
+
+A process that holds a subinterpreter
 cannot fork (``ai/conc-anal/fork_with_live_subinterpreter.md``), so when a
 subinterpreter-hosted actor spawns a forking backend's child, a forkserver
 forks it instead: one per tree, owned by the tree's root.
@@ -21,7 +24,8 @@ interpreter that runs the child's entry (:func:`inherit_tree`).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 # trio is imported by the functions that run under it: the forkserver process
 # imports this module (through the child shell) and stays trio-free.
@@ -32,12 +36,24 @@ if TYPE_CHECKING:
 _current: SpawnTree | None = None
 
 
+class Resource(Protocol):
+    """Something a process keeps for its spawns until it leaves the tree."""
+
+    def close(self) -> None:
+        """Release it; may block (it runs on a worker thread)."""
+        ...
+
+
+R = TypeVar('R', bound=Resource)
+
+
 class SpawnTree:
     """One actor tree's spawn resources, as this interpreter sees them."""
 
     def __init__(self, forkserver_address: str | None, owned: OnDemandForkserver | None = None) -> None:
         self._address = forkserver_address
         self._owned = owned
+        self._resources: dict[str, Resource] = {}
 
     @property
     def forkserver_address(self) -> str | None:
@@ -58,18 +74,33 @@ class SpawnTree:
         role = 'root' if self._owned is not None else 'inherited'
         return f'<SpawnTree {role} forkserver={self._address!r}>'
 
+    def resource(self, key: str, make: Callable[[], R]) -> R:
+        """This process's resource ``key`` of the tree, made on first use."""
+        found = self._resources.get(key)
+        if found is None:
+            found = self._resources[key] = make()
+        return found  # type: ignore[return-value]
+
+    def resources_by_key(self) -> dict[str, Resource]:
+        return dict(self._resources)
+
     async def aclose(self) -> None:
-        """Leave the tree; the root also stops the forkserver (on a worker
-        thread, so the event loop does not wait on it). Shielded."""
+        """Leave the tree: close this process's resources; the root also
+        stops the forkserver. Blocking parts run on a worker thread, so the
+        event loop does not wait on them. Shielded."""
         import trio
 
         global _current
         if _current is self:
             _current = None
+        closing: list[Resource] = list(self._resources.values())
+        self._resources.clear()
         owned, self._owned = self._owned, None
         if owned is not None:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(owned.close)
+            closing.append(owned)
+        with trio.CancelScope(shield=True):
+            for resource in closing:
+                await trio.to_thread.run_sync(resource.close)
 
     async def __aenter__(self) -> SpawnTree:
         return self

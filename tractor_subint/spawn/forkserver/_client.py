@@ -18,6 +18,7 @@ from .._contract import SpawnRequest
 from .._exit_status import ChildExceptionInfo
 from .._fds import close_fds
 from .._pidfd import Pidfd, wait_readable_or_closed, wake_waiters
+from .._pool import pool_size
 from .._prelude import resolve_stdio_policy
 from .._process_handle import ProcessHandle
 from ._wire import ProtocolError, WireChannel
@@ -167,7 +168,11 @@ def _request_frame(address: str, request: SpawnRequest, host: HostKind) -> dict[
         request.name, request.entry, request.boot_payload, request.ipc_fd, host,
         tree=address, env=dict(request.env), sys_path=list(sys.path),
     )
-    return {'child': child.to_json(), 'stdio': stdio.path if stdio.mode == 'file' else stdio.mode}
+    return {
+        'child': child.to_json(),
+        'stdio': stdio.path if stdio.mode == 'file' else stdio.mode,
+        'warm_pool': pool_size(request.warm_pool) if host == 'subint' else 0,
+    }
 
 
 async def _send_all(channel: WireChannel) -> None:

@@ -27,6 +27,8 @@ from .._child_report import read_report
 from .._exit_status import ChildExceptionInfo
 from .._fds import close_fds
 from .._fork import fork_with_report
+from .._pool import WarmPool
+from .._pool_member import WarmUp, handout_frame
 from .._prelude import resolve_stdio_policy
 from ._wire import ProtocolError, WireChannel
 
@@ -41,6 +43,7 @@ our package first on it; :func:`main` restores it for the children."""
 class _Request:
     child: ChildSpec
     stdio: str
+    warm_pool: int
 
     @classmethod
     def parse(cls, frame: dict[str, Any], fds: list[int]) -> _Request:
@@ -55,7 +58,10 @@ class _Request:
         if not isinstance(stdio, str):
             raise ValueError(f'stdio must be a string, got {stdio!r}')
         resolve_stdio_policy(stdio)  # validate before forking
-        return cls(spec, stdio)
+        warm_pool = frame.get('warm_pool', 0)
+        if not isinstance(warm_pool, int) or warm_pool < 0:
+            raise ValueError(f'warm_pool must be a size >= 0, got {warm_pool!r}')
+        return cls(spec, stdio, warm_pool)
 
 
 def _forked_child(request: _Request) -> NoReturn:
@@ -113,6 +119,10 @@ class _Server:
         self._close_when_flushed: set[int] = set()
         self._children: dict[int, _Child] = {}
         """By pidfd."""
+        self._pools: dict[str, WarmPool] = {}
+        """Warm pools for subinterpreter-hosted children, by entry."""
+        self._pool_fds: dict[int, WarmPool] = {}
+        """Members' control sockets, while they are in a pool."""
         self._stopping = False
 
     def serve(self) -> None:
@@ -132,6 +142,8 @@ class _Server:
                     print(f'tractor_subint forkserver: error on fd {fd}: {exc!r}', file=sys.stderr)
                     if fd in self._channels:
                         self._drop_channel(self._channels[fd])
+            if not self._stopping:
+                self._refill_pools()
         self._shutdown()
 
     def _dispatch(self, fd: int) -> None:
@@ -141,6 +153,11 @@ class _Server:
             self._check_lifeline()
         elif fd in self._children:
             self._reap(self._children[fd])
+        elif fd in self._pool_fds:
+            pool = self._pool_fds[fd]
+            pool.on_readable(fd)
+            if fd not in pool.watched_fds():  # it died while idle
+                self._unwatch_member(fd)
         elif fd in self._channels:
             channel = self._channels[fd]
             if fd in self._awaiting_request:
@@ -193,7 +210,7 @@ class _Server:
             self._refuse(channel, f'bad request: {exc}')
             return
         try:
-            pid, report_fd = _fork_child(request)
+            pid, report_fd = self._from_pool(request) or _fork_child(request)
         except Exception as exc:
             self._refuse(channel, f'fork failed: {exc!r}')
             return
@@ -213,6 +230,44 @@ class _Server:
         self._poller.register(pidfd, select.POLLIN)
         channel.queue({'pid': pid}, (pidfd,))
         self._flush(channel)
+
+    def _from_pool(self, request: _Request) -> tuple[int, int] | None:
+        """Hand ``request`` to a ready pool member: ``(pid, report_fd)``, or
+        None (no pool for it, or no ready member: fork cold)."""
+        spec = request.child
+        if spec.host != 'subint' or not request.warm_pool:
+            return None
+        pool = self._pools.get(spec.entry)
+        if pool is None:
+            warm_up = WarmUp((spec.entry.partition(':')[0],), tuple(spec.sys_path or sys.path))
+            pool = self._pools[spec.entry] = WarmPool(warm_up, request.warm_pool)
+        pool.size = request.warm_pool
+        member = pool.take()
+        if member is None:
+            return None
+        self._unwatch_member(member.control.fileno())
+        # Our stdio, environment and cwd are what a cold child would inherit.
+        member.control.queue(
+            handout_frame(spec, stdio=request.stdio, cwd=os.getcwd(), environ=dict(os.environ)),
+            (spec.ipc_fd,),
+        )
+        self._channels[member.control.fileno()] = member.control
+        self._close_when_flushed.add(member.control.fileno())
+        self._flush(member.control)
+        return member.pid, member.report_fd
+
+    def _refill_pools(self) -> None:
+        for pool in self._pools.values():
+            for fd in pool.refill():
+                self._pool_fds[fd] = pool
+                self._poller.register(fd, select.POLLIN | select.POLLRDHUP)
+
+    def _unwatch_member(self, fd: int) -> None:
+        del self._pool_fds[fd]
+        try:
+            self._poller.unregister(fd)
+        except KeyError:
+            pass
 
     def _refuse(self, channel: WireChannel, message: str) -> None:
         self._awaiting_request.discard(channel.fileno())
@@ -295,6 +350,8 @@ class _Server:
             self._reap(child)
         for channel in list(self._channels.values()):
             channel.close()
+        for pool in self._pools.values():
+            pool.drain()
 
 
 def serve(listen_fd: int, lifeline_fd: int) -> None:

@@ -1,0 +1,180 @@
+"""The warm pool of ``subint_forkserver``: members forked and warmed ahead
+of time, handed out as the children a cold fork would have made.
+
+These tests pick the backend themselves; they run in the session whose
+``--spawn-backend`` is ``subint_forkserver`` (where the whole behaviour suite
+also runs with the pool on, its default).
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+
+import actor_targets
+import pytest
+import trio
+from _rt_helpers import not_reaped
+
+import tractor_subint as ts
+from tractor_subint.runtime._boot import ENTRY
+from tractor_subint.spawn import local_warm_pool
+from tractor_subint.spawn._pool import ENV_VAR
+from tractor_subint.testing import descendants, trio_parent_test
+
+pytestmark = pytest.mark.skipon_spawn_backend(
+    'trio', 'main_thread_forkserver', reason='pool tests pick subint_forkserver themselves',
+)
+SFS = 'subint_forkserver'
+MODULES = ['actor_targets']
+
+
+async def _ready_pool(size: int):
+    """The current tree's pool once ``size`` members are ready."""
+    pool = local_warm_pool(ENTRY)
+    assert pool is not None
+    assert await trio.to_thread.run_sync(pool.wait_ready, size, 20)
+    return pool
+
+
+@trio_parent_test(timeout=60)
+async def test_a_nursery_opens_with_its_pool_forked_and_warming():
+    async with ts.open_nursery(start_method=SFS, warm_pool=2) as an:
+        pool = local_warm_pool(ENTRY)
+        assert pool is not None and pool.size == 2
+        members = pool.member_pids()
+        assert len(members) == 2  # forked before the body runs ...
+        parents = {p.pid: p.ppid for p in descendants()}
+        assert all(parents[pid] == os.getpid() for pid in members)  # ... by the root itself
+        await _ready_pool(2)
+        await an.cancel()
+
+
+@trio_parent_test(timeout=60)
+async def test_a_spawn_takes_a_ready_member_and_the_pool_refills():
+    async with ts.open_nursery(start_method=SFS, warm_pool=2) as an:
+        pool = await _ready_pool(2)
+        ready = set(pool.ready_pids())
+        portal = await an.start_actor('pooled', enable_modules=MODULES)
+        assert portal.pid in ready  # a hit: a member became the actor
+        assert await portal.run(actor_targets.add, a=1, b=2) == 3
+        assert portal.pid not in pool.member_pids()  # never handed out twice
+        await _ready_pool(2)  # refilled in the background
+        assert len(set(pool.member_pids()) - ready) == 1
+        assert await portal.cancel_actor()
+    assert portal.pid not in not_reaped([portal.pid]) and not not_reaped([portal.pid])
+
+
+@trio_parent_test(timeout=60)
+async def test_spawns_beyond_the_pool_fork_cold():
+    async with ts.open_nursery(start_method=SFS, warm_pool=1) as an:
+        pool = await _ready_pool(1)
+        (member,) = pool.ready_pids()
+        portals: list[ts.Portal] = []
+
+        async def spawn(i: int) -> None:
+            portals.append(await an.start_actor(f'w{i}', enable_modules=MODULES))
+
+        async with trio.open_nursery() as tn:
+            for i in range(3):
+                tn.start_soon(spawn, i)
+        pids = [p.pid for p in portals]
+        assert pids.count(member) == 1, (member, pids)  # one hit, two cold forks
+        for portal in portals:
+            assert await portal.run(actor_targets.add, a=portal.pid, b=0) == portal.pid
+        await an.cancel()
+
+
+@trio_parent_test(timeout=60)
+async def test_a_member_that_dies_idle_is_replaced_never_handed_out():
+    async with ts.open_nursery(start_method=SFS, warm_pool=2) as an:
+        pool = await _ready_pool(2)
+        victim = pool.ready_pids()[0]
+        pidfd = os.pidfd_open(victim)  # before the keeper can reap it
+        try:
+            os.kill(victim, signal.SIGKILL)
+            select.select([pidfd], [], [], 10)  # dead now (the keeper may not know yet)
+        finally:
+            os.close(pidfd)
+        portals = [await an.start_actor(f'w{i}', enable_modules=MODULES) for i in range(2)]
+        assert victim not in [p.pid for p in portals]
+        for portal in portals:
+            assert await portal.run(actor_targets.add, a=1, b=1) == 2
+        await _ready_pool(2)
+        assert victim not in pool.member_pids()
+        assert not_reaped([victim]) == []  # reaped by its owner, not left a zombie
+        await an.cancel()
+
+
+@trio_parent_test(timeout=60)
+async def test_the_pool_drains_when_the_tree_ends():
+    async with ts.open_nursery(start_method=SFS, warm_pool=2):
+        members = (await _ready_pool(2)).member_pids()
+    assert local_warm_pool(ENTRY) is None
+    assert not_reaped(members) == []  # killed and reaped, nothing left behind
+
+
+@trio_parent_test(timeout=60)
+async def test_size_zero_turns_the_pool_off(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, '0')
+    async with ts.open_nursery(start_method=SFS) as an:
+        assert local_warm_pool(ENTRY) is None
+        portal = await an.start_actor('cold', enable_modules=MODULES)
+        assert await portal.run(actor_targets.add, a=2, b=2) == 4
+        assert [p.pid for p in descendants()] == [portal.pid]
+        await portal.cancel_actor()
+
+
+@trio_parent_test(timeout=60)
+async def test_the_environment_variable_sizes_the_pool(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, '3')
+    async with ts.open_nursery(start_method=SFS) as an:
+        assert len(local_warm_pool(ENTRY).member_pids()) == 3
+        await an.cancel()
+    monkeypatch.setenv(ENV_VAR, 'many')
+    with pytest.raises(ValueError, match=r'\$TRACTOR_SUBINT_WARM_POOL must be a whole number'):
+        async with ts.open_nursery(start_method=SFS):
+            pass
+    with pytest.raises(ValueError, match='>= 0'):
+        async with ts.open_nursery(start_method=SFS, warm_pool=-1):
+            pass
+
+
+@trio_parent_test(timeout=60)
+async def test_a_pooled_child_is_what_a_cold_fork_would_be_now(monkeypatch, tmp_path):
+    """Everything that changed in the parent since the member was forked
+    reaches it: environment, working directory, sys.path, stdio policy."""
+    var = 'TRACTOR_SUBINT_POOL_TEST_VAR'
+    out = tmp_path / 'pooled.out'
+    async with ts.open_nursery(start_method=SFS, warm_pool=1) as an:
+        pool = await _ready_pool(1)
+        (member,) = pool.ready_pids()
+        monkeypatch.setenv(var, 'set after the fork')
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv('TRACTOR_SUBINT_CHILD_STDIO', str(out))
+        portal = await an.start_actor('pooled', enable_modules=MODULES)
+        assert portal.pid == member
+        seen = await portal.run(actor_targets.surroundings, env_var=var, say='to the file')
+        await portal.cancel_actor()
+    assert seen['env'] == 'set after the fork'
+    assert seen['cwd'] == str(tmp_path)
+    assert seen['sys_path_head'] == str(tmp_path)
+    assert seen['ppid'] == os.getpid()
+    assert out.read_text() == 'to the file\n'
+
+
+@trio_parent_test(timeout=60)
+async def test_a_pooled_child_s_exit_status_and_signals_are_a_cold_one_s():
+    with pytest.raises((ts.ActorFailure, BaseExceptionGroup)) as info:
+        async with ts.open_nursery(start_method=SFS, warm_pool=1) as an:
+            (member,) = (await _ready_pool(1)).ready_pids()
+            portal = await an.start_actor('pooled', enable_modules=MODULES)
+            assert portal.pid == member
+            os.kill(portal.pid, signal.SIGTERM)  # forwarded into its subinterpreter
+            await portal.run(actor_targets.sleep_forever)
+    # The pending call and the nursery both report it (which first is timing).
+    error = info.value
+    failures = list(error.exceptions) if isinstance(error, BaseExceptionGroup) else [error]
+    assert failures and all(isinstance(f, ts.ActorFailure) for f in failures), failures
+    assert {f.exit_status.returncode for f in failures} == {128 + signal.SIGTERM}

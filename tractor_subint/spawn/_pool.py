@@ -1,0 +1,263 @@
+"""A warm pool: ``subint_forkserver`` children forked and warmed ahead of time.
+
+A cold ``subint_forkserver`` spawn spends 75 % of its time importing trio,
+msgspec and the runtime inside the child's fresh subinterpreter, and another
+10 % creating it. A pool member (``_pool_member``) has done both before it
+is needed, so a spawn that takes one costs a handshake, not an import.
+
+:class:`WarmPool` is the owner's bookkeeping, one implementation for both
+owners: the root (or any process that can fork), whose :class:`PoolKeeper`
+thread drives it, and the tree's forkserver, whose poll loop does, for
+spawns from subinterpreter-hosted actors. Members are forked like any child
+(prelude, report pipe) from a process that holds no subinterpreter. The pool
+keeps ``size`` members; one that dies while idle is reaped and replaced,
+never handed out; when the tree ends, the pool is drained (idle members are
+killed and reaped). A spawn that finds no ready member forks cold.
+
+The size comes from the spawn request (a nursery's ``warm_pool``), else
+``$TRACTOR_SUBINT_WARM_POOL``, else :data:`DEFAULT_SIZE`; 0 turns it off.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+
+from ._fds import close_fds
+from ._fork import fork_with_report
+from ._pool_member import READY, WarmUp, serve_as_pool_member
+from .forkserver._wire import WireChannel
+
+ENV_VAR = 'TRACTOR_SUBINT_WARM_POOL'
+DEFAULT_SIZE = 2
+"""Members a pool keeps (each costs one idle actor's memory, ~20 MiB)."""
+
+ForkFn = Callable[..., tuple[int, int]]
+
+
+def pool_size(requested: int | None) -> int:
+    """The pool size for a spawn: ``requested``, else ``$TRACTOR_SUBINT_WARM_POOL``,
+    else :data:`DEFAULT_SIZE`. :class:`ValueError` for a negative or
+    malformed size."""
+    if requested is None:
+        text = os.environ.get(ENV_VAR, '').strip()
+        if not text:
+            return DEFAULT_SIZE
+        try:
+            requested = int(text)
+        except ValueError:
+            raise ValueError(f'${ENV_VAR} must be a whole number, got {text!r}') from None
+    if requested < 0:
+        raise ValueError(f'a warm pool size must be >= 0, got {requested}')
+    return requested
+
+
+@dataclass
+class Member:
+    """One pool member, as its owner sees it."""
+
+    pid: int
+    report_fd: int
+    """Read end of its report pipe; whoever takes the member owns it."""
+    control: WireChannel
+    ready: bool = False
+
+
+@dataclass
+class WarmPool:
+    """The owner's side of one pool (see the module docstring).
+
+    Thread-safe: a driver (keeper thread or forkserver loop) calls
+    :meth:`refill` and :meth:`on_readable`; spawns call :meth:`take` from
+    any thread.
+    """
+
+    warm_up: WarmUp
+    size: int
+    fork: ForkFn = fork_with_report
+    _members: dict[int, Member] = field(default_factory=dict)
+    """By control fd."""
+    _lock: threading.Condition = field(default_factory=threading.Condition)
+    _refilling: threading.Lock = field(default_factory=threading.Lock)
+    """One refill at a time (the keeper's, or a nursery's first fill)."""
+    _closed: bool = False
+
+    # -- driver side --------------------------------------------------------------
+
+    def refill(self) -> list[int]:
+        """Fork members until there are :attr:`size`; return their control fds."""
+        with self._refilling:
+            return self._refill()
+
+    def _refill(self) -> list[int]:
+        added: list[int] = []
+        while True:
+            with self._lock:
+                if self._closed or len(self._members) >= self.size:
+                    return added
+            member = self._fork_member()
+            with self._lock:
+                self._members[member.control.fileno()] = member
+            added.append(member.control.fileno())
+
+    def _fork_member(self) -> Member:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            pid, report_fd = self.fork(
+                partial(serve_as_pool_member, theirs.fileno(), self.warm_up),
+                thread_name='tractor-subint-pool-fork',
+                keep_fds=(theirs.fileno(),),
+                stdio='inherit',  # a handout brings the spawner's own
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return Member(pid, report_fd, WireChannel(ours))
+
+    def watched_fds(self) -> list[int]:
+        with self._lock:
+            return list(self._members)
+
+    def on_readable(self, fd: int) -> None:
+        """A member's control socket is readable: it is ready, or it died."""
+        with self._lock:  # so that a claim and this read never split a member
+            member = self._members.get(fd)
+            if member is None:
+                return  # claimed meanwhile: not ours to watch any more
+            try:
+                data = member.control.sock.recv(64)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b''
+            if data.startswith(READY):
+                member.ready = True
+                self._lock.notify_all()
+                return
+            del self._members[fd]  # died while idle: never handed out
+        self._bury(member)
+
+    # -- spawn side -------------------------------------------------------------------
+
+    def take(self) -> Member | None:
+        """A ready, live member, now the caller's (its pid, report pipe and
+        control socket); None if there is none."""
+        return self._claim(lambda member: member.ready)
+
+    def claim(self) -> Member | None:
+        """A live member, ready or still warming (the caller then waits for
+        its READY byte: it started before any cold fork could), now the
+        caller's; None if the pool has none."""
+        return self.take() or self._claim(lambda member: not member.ready)
+
+    def _claim(self, wanted: Callable[[Member], bool]) -> Member | None:
+        with self._lock:
+            for fd, member in list(self._members.items()):
+                if wanted(member) and _alive(member.control):
+                    del self._members[fd]
+                    return member
+            return None
+
+    def wait_ready(self, count: int | None = None, timeout: float | None = None) -> bool:
+        """Block until ``count`` (default: :attr:`size`) members are ready;
+        whether they are."""
+        with self._lock:
+            return self._lock.wait_for(
+                lambda: self._closed or self._ready_count() >= (self.size if count is None else count),
+                timeout,
+            ) and not self._closed
+
+    def ready_pids(self) -> list[int]:
+        with self._lock:
+            return [m.pid for m in self._members.values() if m.ready]
+
+    def member_pids(self) -> list[int]:
+        with self._lock:
+            return [m.pid for m in self._members.values()]
+
+    def _ready_count(self) -> int:
+        return sum(member.ready for member in self._members.values())
+
+    # -- the end ------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Kill and reap every idle member (blocking); the pool takes no more."""
+        with self._lock:
+            self._closed = True
+            members, self._members = list(self._members.values()), {}
+            self._lock.notify_all()
+        for member in members:
+            self._bury(member, kill=True)
+
+    @staticmethod
+    def _bury(member: Member, *, kill: bool = False) -> None:
+        member.control.close()
+        if kill:
+            os.kill(member.pid, signal.SIGKILL)  # still unreaped: the pid is its
+        os.waitpid(member.pid, 0)
+        close_fds([member.report_fd])
+
+
+def _alive(control: WireChannel) -> bool:
+    """No hang-up on a member's control socket (and nothing but READY read)."""
+    poller = select.poll()
+    poller.register(control.fileno(), select.POLLRDHUP)
+    return not poller.poll(0)
+
+
+class PoolKeeper:
+    """Drives a :class:`WarmPool` from a thread: refills it and watches its
+    members, so that the owner's event loop never blocks on either."""
+
+    def __init__(self, pool: WarmPool) -> None:
+        self.pool = pool
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name='tractor-subint-pool', daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look again (a member was taken, the size changed)."""
+        try:
+            os.write(self._wake_w, b'x')
+        except OSError:
+            pass  # stopped, or the pipe is full of wake-ups already
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                self.pool.refill()
+                poller = select.poll()
+                poller.register(self._wake_r, select.POLLIN)
+                for fd in self.pool.watched_fds():
+                    poller.register(fd, select.POLLIN | select.POLLRDHUP)
+                for fd, _mask in poller.poll():
+                    if fd == self._wake_r:
+                        os.read(self._wake_r, 512)
+                    else:
+                        self.pool.on_readable(fd)
+        except BaseException as exc:  # reported by close()
+            self._error = exc
+
+    def close(self) -> None:
+        """Stop the thread, drain the pool (blocking)."""
+        self._stopping = True
+        self.wake()
+        self._thread.join()
+        close_fds([self._wake_r, self._wake_w])
+        self.pool.drain()
+        if self._error is not None:
+            raise RuntimeError(f'the warm pool keeper failed: {self._error!r}') from self._error
+
+
+def members_of(pools: Iterable[WarmPool]) -> list[int]:
+    """Every member pid of ``pools`` (for checks and benchmarks)."""
+    return [pid for pool in pools for pid in pool.member_pids()]
