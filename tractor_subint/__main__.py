@@ -1,4 +1,5 @@
-"""``python -m tractor_subint demo [--spawn-backend KEY]``."""
+"""``python -m tractor_subint demo [--spawn-backend KEY]`` and
+``python -m tractor_subint bench [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -6,10 +7,12 @@ import sys
 
 import trio
 
+from ._demo import run_demo
+from .bench import _run as bench
+from .spawn import available_start_methods, registered_backends, unusable_reason
 
-def main(argv: list[str] | None = None) -> int:
-    from .spawn import available_start_methods, registered_backends, unusable_reason
 
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m tractor_subint')
     commands = parser.add_subparsers(dest='command', required=True)
     demo = commands.add_parser('demo', help='spawn a small actor tree, do RPC and a stream')
@@ -18,16 +21,23 @@ def main(argv: list[str] | None = None) -> int:
         help=f'one of: {", ".join(available_start_methods())} (default: '
              f'$TRACTOR_SUBINT_SPAWN_METHOD, else trio)',
     )
+    bench.add_arguments(commands.add_parser(
+        'bench', help='spawn benchmarks: every backend beside the bare-fork floor, in one run',
+    ))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == 'bench':
+        return bench.main(args, argv[1:])
     key = args.spawn_backend
     reason = unusable_reason(key) if key is not None else None
     if reason is not None:
         every_key = ', '.join(backend.key for backend in registered_backends())
-        parser.error(
-            f'{reason}; usable: {", ".join(available_start_methods())} (all keys: {every_key})'
-        )
-    from ._demo import run_demo
-
+        parser.error(f'{reason}; usable: {", ".join(available_start_methods())} (all keys: {every_key})')
     trio.run(run_demo, key)
     return 0
 

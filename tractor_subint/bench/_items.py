@@ -1,0 +1,221 @@
+"""The measured items: each backend through the public API, and the floor
+references a spawn cannot beat (a bare fork; a fork that runs trio)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+
+from ..runtime import ActorNursery, open_nursery
+from ._probes import uss_mib
+from .targets import echo
+
+TARGETS = 'tractor_subint.bench.targets'
+
+
+@dataclass
+class Sample:
+    """One measurement of one item, in milliseconds (memory in MiB)."""
+
+    first: float | None = None
+    """Spawn request -> first RPC answered (references: first byte)."""
+    end_to_end: float | None = None
+    """From nothing to the child reaped (a fresh nursery for backends)."""
+    cancel: float | None = None
+    """``cancel_actor()`` until it returned (the child reaped)."""
+    all_answered: float | None = None
+    """A parallel batch: until every child answered."""
+    total: float | None = None
+    """A parallel batch: until every child was reaped."""
+    uss: list[float] = field(default_factory=list)
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000
+
+
+class Item:
+    """One row of the table."""
+
+    name: str
+    key: str | None = None
+    """The backend's key, for backend rows."""
+
+    async def first(self) -> Sample:
+        raise NotImplementedError
+
+    async def end_to_end(self) -> Sample:
+        raise NotImplementedError
+
+    async def parallel(self, n: int, *, read_uss: bool) -> Sample:
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def opened(self) -> AsyncIterator[None]:
+        """What the item keeps open for the whole run."""
+        yield
+
+
+class BackendItem(Item):
+    """A backend, driven as a user would: nursery, ``start_actor``, one RPC,
+    ``cancel_actor``. "first" is measured in a nursery that stays open for
+    the whole run (no per-tree costs), end to end in a fresh one."""
+
+    def __init__(self, key: str, *, name: str | None = None, warm_pool: int | None = None) -> None:
+        self.key = key
+        self.name = name or key
+        self.warm_pool = warm_pool
+        self._nursery: ActorNursery | None = None
+
+    @asynccontextmanager
+    async def opened(self) -> AsyncIterator[None]:
+        async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
+            self._nursery = an
+            try:
+                yield
+            finally:
+                self._nursery = None
+
+    async def first(self) -> Sample:
+        assert self._nursery is not None
+        started = time.perf_counter()
+        portal = await self._nursery.start_actor('bench', enable_modules=[TARGETS])
+        assert await portal.run(echo, x=1) == 1
+        first = _ms(started)
+        cancelling = time.perf_counter()
+        await portal.cancel_actor()
+        return Sample(first=first, cancel=_ms(cancelling))
+
+    async def end_to_end(self) -> Sample:
+        started = time.perf_counter()
+        async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
+            portal = await an.start_actor('bench', enable_modules=[TARGETS])
+            assert await portal.run(echo, x=1) == 1
+            await portal.cancel_actor()
+        return Sample(end_to_end=_ms(started))
+
+    async def parallel(self, n: int, *, read_uss: bool) -> Sample:
+        started = time.perf_counter()
+        sample = Sample()
+        async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
+            pids: list[int] = []
+
+            async def one(i: int) -> None:
+                portal = await an.start_actor(f'bench{i}', enable_modules=[TARGETS])
+                assert await portal.run(echo, x=i) == i
+                pids.append(portal.pid)
+
+            async with trio.open_nursery() as tn:
+                for i in range(n):
+                    tn.start_soon(one, i)
+            sample.all_answered = _ms(started)
+            if read_uss:
+                sample.uss = [u for u in map(uss_mib, pids) if u is not None]
+            await an.cancel()
+        sample.total = _ms(started)
+        return sample
+
+
+def _run_trio_trivially() -> None:
+    # What any fork child that runs trio must do first: the parent's wakeup
+    # fd (trio's) is inherited, and trio refuses to share it.
+    signal.set_wakeup_fd(-1)
+
+    async def nothing() -> None:
+        pass
+
+    trio.run(nothing)
+
+
+class ForkReference(Item):
+    """A bare fork from a fresh thread; the child (optionally after ``work``)
+    writes one byte, then waits for its hold pipe to close and ``_exit``s.
+    No prelude beyond closing the fds it does not need."""
+
+    def __init__(self, name: str, work: Callable[[], None] | None = None) -> None:
+        self.name = name
+        self._work = work
+
+    def _fork(self) -> tuple[int, int, int]:
+        ready_r, ready_w = os.pipe()
+        hold_r, hold_w = os.pipe()
+        pid_box: list[int] = []
+
+        def fork_here() -> None:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    for fd in range(3, 1024):
+                        if fd not in (ready_w, hold_r):
+                            try:
+                                os.close(fd)
+                            except OSError:
+                                pass
+                    if self._work is not None:
+                        self._work()
+                    os.write(ready_w, b'x')
+                    os.read(hold_r, 1)
+                finally:
+                    os._exit(0)
+            pid_box.append(pid)
+
+        thread = threading.Thread(target=fork_here)
+        thread.start()
+        thread.join()
+        os.close(ready_w)
+        os.close(hold_r)
+        return pid_box[0], ready_r, hold_w
+
+    async def _spawn(self) -> tuple[int, int]:
+        pid, ready_r, hold_w = await trio.to_thread.run_sync(self._fork)
+        try:
+            await trio.lowlevel.wait_readable(ready_r)
+        finally:
+            os.close(ready_r)
+        return pid, hold_w
+
+    @staticmethod
+    async def _release(pid: int, hold_w: int) -> None:
+        os.close(hold_w)
+        await trio.to_thread.run_sync(os.waitpid, pid, 0)
+
+    async def first(self) -> Sample:
+        started = time.perf_counter()
+        pid, hold_w = await self._spawn()
+        first = _ms(started)
+        await self._release(pid, hold_w)
+        return Sample(first=first)
+
+    async def end_to_end(self) -> Sample:
+        started = time.perf_counter()
+        await self._release(*await self._spawn())
+        return Sample(end_to_end=_ms(started))
+
+    async def parallel(self, n: int, *, read_uss: bool) -> Sample:
+        started = time.perf_counter()
+        children: list[tuple[int, int]] = []
+
+        async def one() -> None:
+            children.append(await self._spawn())
+
+        async with trio.open_nursery() as tn:
+            for _ in range(n):
+                tn.start_soon(one)
+        sample = Sample(all_answered=_ms(started))
+        if read_uss:
+            sample.uss = [u for u in (uss_mib(pid) for pid, _ in children) if u is not None]
+        async with trio.open_nursery() as tn:
+            for pid, hold_w in children:
+                tn.start_soon(self._release, pid, hold_w)
+        sample.total = _ms(started)
+        return sample
+
+
+def references() -> list[Item]:
+    return [ForkReference('floor: bare fork'), ForkReference('fork + trio.run', _run_trio_trivially)]
