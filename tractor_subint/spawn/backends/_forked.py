@@ -117,7 +117,7 @@ async def _from_warm_pool(request: SpawnRequest, spec: ChildSpec) -> ProcessHand
             return handle
         return None
     finally:
-        keeper.wake()  # refill behind us
+        keeper.taken()  # refill behind us, once this child has booted
 
 
 async def _until_ready(member: Member) -> None:
