@@ -25,8 +25,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 from ._fds import close_fds
@@ -75,24 +75,26 @@ class Member:
     ready: bool = False
 
 
-@dataclass
 class WarmPool:
     """The owner's side of one pool (see the module docstring).
 
     Thread-safe: a driver (keeper thread or forkserver loop) calls
-    :meth:`refill` and :meth:`on_readable`; spawns call :meth:`take` from
-    any thread.
+    :meth:`refill` and :meth:`on_readable`; spawns call :meth:`take` or
+    :meth:`claim` from any thread. ``fork`` is how members are forked
+    (:func:`~tractor_subint.spawn._fork.fork_with_report`).
     """
 
-    warm_up: WarmUp
-    size: int
-    fork: ForkFn = fork_with_report
-    _members: dict[int, Member] = field(default_factory=dict)
-    """By control fd."""
-    _lock: threading.Condition = field(default_factory=threading.Condition)
-    _refilling: threading.Lock = field(default_factory=threading.Lock)
-    """One refill at a time (the keeper's, or a nursery's first fill)."""
-    _closed: bool = False
+    def __init__(self, warm_up: WarmUp, size: int, *, fork: ForkFn = fork_with_report) -> None:
+        self.warm_up = warm_up
+        self.size = size
+        """Members to keep; the latest spawn request's size."""
+        self._fork = fork
+        self._members: dict[int, Member] = {}
+        """By control fd."""
+        self._lock = threading.Condition()
+        self._refilling = threading.Lock()
+        """One refill at a time (the keeper's, or a nursery's first fill)."""
+        self._closed = False
 
     # -- driver side --------------------------------------------------------------
 
@@ -115,7 +117,7 @@ class WarmPool:
     def _fork_member(self) -> Member:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            pid, report_fd = self.fork(
+            pid, report_fd = self._fork(
                 partial(serve_as_pool_member, theirs.fileno(), self.warm_up),
                 thread_name='tractor-subint-pool-fork',
                 keep_fds=(theirs.fileno(),),
@@ -272,8 +274,3 @@ class PoolKeeper:
         self.pool.drain()
         if self._error is not None:
             raise RuntimeError(f'the warm pool keeper failed: {self._error!r}') from self._error
-
-
-def members_of(pools: Iterable[WarmPool]) -> list[int]:
-    """Every member pid of ``pools`` (for checks and benchmarks)."""
-    return [pid for pool in pools for pid in pool.member_pids()]
