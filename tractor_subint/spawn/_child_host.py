@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, NoReturn, get_args
 
-from ._prelude import flush_std_streams
+from ._prelude import flush_std_streams, name_this_process
 from ._signal_forwarding import SignalForwarder
 from ._subint_host import run_subint_here
 from ._tree import inherit_tree
@@ -159,6 +159,7 @@ def host_entry(spec: ChildSpec, *, interp_id: int | None = None) -> int:
     ``PARENT_GONE_EXIT`` when the lifeline hung up; re-raises what the entry
     raised (for a subinterpreter, as ``SubintExecError``).
     """
+    name_this_process(f'ts:{spec.name}')
     os.environ.update(spec.env)
     if spec.sys_path is not None:
         sys.path[:] = spec.sys_path

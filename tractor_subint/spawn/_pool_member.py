@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from ._child_host import ChildSpec, host_entry
 from ._fds import close_fds
-from ._prelude import apply_stdio_policy, resolve_stdio_policy
+from ._prelude import apply_stdio_policy, name_this_process, resolve_stdio_policy
 from ._subint_host import SubintExecError, new_subint
 from .forkserver._wire import ProtocolError, WireChannel
 
@@ -102,6 +102,7 @@ def _become(frame: dict[str, Any], fds: list[int]) -> ChildSpec:
 
 def serve_as_pool_member(control_fd: int, warm_up: WarmUp) -> NoReturn:
     """A member's life (the target of its fork): warm up, wait, host."""
+    name_this_process('ts:warm')
     interp_id = _warm_subint(warm_up)
     os.write(control_fd, READY)
     control = WireChannel(socket.socket(fileno=control_fd))

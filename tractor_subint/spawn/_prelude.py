@@ -131,6 +131,16 @@ def rebind_std_streams() -> None:
         ))
 
 
+def name_this_process(name: str) -> None:
+    """Set this process's name as ``ps -o comm`` and ``/proc/PID/stat``
+    show it (15 bytes; a zombie keeps it). Call it on the main thread."""
+    try:
+        with open('/proc/self/comm', 'w') as comm:
+            comm.write(name.encode(errors='replace')[:15].decode(errors='ignore'))
+    except OSError:
+        pass  # no /proc: a name is a convenience
+
+
 def flush_std_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:

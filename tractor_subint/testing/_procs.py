@@ -21,13 +21,16 @@ class ProcInfo:
     ppid: int
     state: str
     cmdline: str
+    comm: str = ''
+    """The process name (``ts:...`` for ours); a zombie keeps it."""
 
     @property
     def is_zombie(self) -> bool:
         return self.state == 'Z'
 
     def __str__(self) -> str:
-        zombie = ' (zombie: exited, not reaped)' if self.is_zombie else ''
+        # A zombie has no command line left, only its name.
+        zombie = f' (zombie: exited, not reaped) [{self.comm}]' if self.is_zombie else ''
         return f'pid={self.pid} ppid={self.ppid} state={self.state}{zombie} {self.cmdline!r}'
 
 
@@ -40,8 +43,9 @@ def _read_proc(pid: int) -> ProcInfo | None:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # The command name is parenthesised and may itself contain spaces or ')'.
+    comm = stat[stat.index('(') + 1:stat.rindex(')')]
     fields = stat[stat.rindex(')') + 2:].split()
-    return ProcInfo(pid, int(fields[1]), fields[0], cmdline)
+    return ProcInfo(pid, int(fields[1]), fields[0], cmdline, comm)
 
 
 def list_processes() -> list[ProcInfo]:

@@ -82,6 +82,11 @@ def _stop_server(popen: subprocess.Popen[bytes], lifeline_w: int, timeout: float
     try:
         popen.wait(timeout)
     except subprocess.TimeoutExpired:
+        # Killed, it cannot drain its warm pool: say so, the orphans follow.
+        print(
+            f'tractor_subint: forkserver {popen.pid} did not stop within {timeout} s: killed',
+            file=sys.stderr,
+        )
         popen.kill()
         popen.wait()
 

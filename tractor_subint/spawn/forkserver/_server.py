@@ -29,7 +29,7 @@ from .._fds import close_fds
 from .._fork import fork_with_report
 from .._pool import WarmPool
 from .._pool_member import WarmUp, handout_frame
-from .._prelude import resolve_stdio_policy
+from .._prelude import name_this_process, resolve_stdio_policy
 from ._wire import ProtocolError, WireChannel
 
 SERVER_MODULE = 'tractor_subint.spawn.forkserver'
@@ -384,6 +384,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(f'usage: python -m {SERVER_MODULE} LISTEN_FD LIFELINE_FD', file=sys.stderr)
         return 2
+    name_this_process('ts:forkserver')
     _restore_environment()
     serve(int(argv[0]), int(argv[1]))
     return 0
