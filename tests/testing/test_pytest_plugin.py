@@ -1,8 +1,8 @@
 """The pytest plugin (``tractor_subint.testing.pytest_plugin``).
 
 Each case runs pytest in a fresh subprocess on a generated test file; the
-inner run gets the plugin the way users do, through the ``pytest11`` entry
-point. After every inner run, this process (a subreaper, thanks to the same
+inner run opts in to the plugin the way users do (``-p`` in its addopts).
+After every inner run, this process (a subreaper, thanks to the same
 plugin) checks that nothing the inner run started is still around.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tractor_subint.spawn._spawn import ENV_VAR, available_start_methods, unusab
 from tractor_subint.testing import descendants
 
 INNER_TIMEOUT = 60
+PLUGIN = 'tractor_subint.testing.pytest_plugin'
 WORKING_KEYS = ('trio', 'main_thread_forkserver', 'subint_forkserver')
 
 
@@ -26,9 +27,9 @@ WORKING_KEYS = ('trio', 'main_thread_forkserver', 'subint_forkserver')
 def inner(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester whose runs are as strict as ours: warnings are errors."""
     pytester.makeini(
-        """
+        f"""
         [pytest]
-        addopts = -p no:cacheprovider
+        addopts = -p no:cacheprovider -p {PLUGIN}
         filterwarnings = error
         """
     )
@@ -55,6 +56,45 @@ def assert_gone(pids: list[int]) -> None:
     assert pids, 'the inner run never recorded its processes'
     alive = [pid for pid in pids if os.path.exists(f'/proc/{pid}')]
     assert not alive, f'still in /proc: {alive}'
+
+
+# opt-in ------------------------------------------------------------------------
+
+def test_the_plugin_is_off_unless_asked_for(pytester):
+    pytester.makeini('[pytest]\naddopts = -p no:cacheprovider\n')
+    pytester.makepyfile(
+        """
+        import ctypes
+
+        def test_not_a_subreaper():
+            flag = ctypes.c_int(0)
+            ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)
+            assert flag.value == 0
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line('spawn backend:*')
+    result = run(pytester, '--spawn-backend=trio')
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(['*unrecognized arguments: --spawn-backend=trio*'])
+
+
+def test_beside_upstream_tractor_s_plugin_it_says_what_to_load(inner):
+    # A stand-in for upstream's plugin, which defines --spawn-backend too.
+    inner.mkpydir('tractor')
+    inner.mkpydir('tractor/_testing')
+    (inner.path / 'tractor/_testing/pytest.py').write_text(
+        'def pytest_addoption(parser):\n'
+        "    parser.addoption('--spawn-backend', default='trio')\n"
+    )
+    inner.makeini(
+        f'[pytest]\naddopts = -p no:cacheprovider -p tractor._testing.pytest -p {PLUGIN}\n'
+    )
+    inner.makepyfile('def test_never_runs(): raise AssertionError')
+    result = run(inner)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(['*both define --spawn-backend*-p tractor_subint.upstream.plugin*'])
 
 
 # --spawn-backend ------------------------------------------------------------
@@ -416,9 +456,9 @@ def test_checks_can_be_turned_off(inner, how):
     args: tuple[str, ...] = (how,)
     if how == 'ini':
         inner.makeini(
-            """
+            f"""
             [pytest]
-            addopts = -p no:cacheprovider
+            addopts = -p no:cacheprovider -p {PLUGIN}
             filterwarnings = error
             tractor_subint_proc_check = false
             """

@@ -1,7 +1,7 @@
 """pytest plugin: choose the spawn backend, and leave no process behind.
 
-Registered through the ``pytest11`` entry point, so any pytest run in an
-environment where ``tractor_subint`` is installed gets:
+Opt-in: ``pytest -p tractor_subint.testing.pytest_plugin`` (or that in
+``addopts``, as this project's ``pyproject.toml`` does) gives:
 
 ``--spawn-backend=KEY``
     The spawn method for the session (default ``trio``). A key that is
@@ -68,7 +68,16 @@ _late_reports_key = pytest.StashKey['list[str]']()
 _preexisting_key = pytest.StashKey['set[int]']()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+UPSTREAM_PLUGIN = 'tractor._testing.pytest'
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    if pluginmanager.has_plugin(UPSTREAM_PLUGIN):
+        raise pytest.UsageError(
+            f'tractor_subint.testing.pytest_plugin and upstream tractor\'s plugin '
+            f'({UPSTREAM_PLUGIN}) both define --spawn-backend; to run upstream\'s suite '
+            f'with our backends, load -p tractor_subint.upstream.plugin instead'
+        )
     group = parser.getgroup('tractor_subint', 'tractor_subint spawn backends')
     group.addoption(
         '--spawn-backend',
