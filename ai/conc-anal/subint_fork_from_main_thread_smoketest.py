@@ -470,6 +470,53 @@ def control_forked_main_thread_misses_signals() -> Result:
     )
 
 
+def _stale_writer_lands_in_new_socket(close_inherited: bool) -> bool:
+    """Child body: does a file object inherited from the parent write into a
+    socket the child opened after the fork? ``close_inherited`` first closes
+    every fd >= 3, as a naive prelude would."""
+    import socket
+    stale = open(os.devnull, 'w', buffering=1)  # noqa: SIM115 (a parent's log file, say)
+    stale_fd = stale.fileno()
+
+    def body() -> None:
+        if close_inherited:
+            os.closerange(3, os.sysconf('SC_OPEN_MAX'))
+        pairs = []
+        while not pairs or max(pairs[-1][0].fileno(), pairs[-1][1].fileno()) < stale_fd:
+            pairs.append(socket.socketpair())
+        stale.write('ERROR a log line\n')
+        for a, b in pairs:
+            for ours, peer in ((a, b), (b, a)):
+                if ours.fileno() == stale_fd:
+                    peer.setblocking(False)
+                    os._exit(0 if peer.recv(64).startswith(b'ERROR') else 1)
+        os._exit(1)
+
+    if close_inherited:
+        pid = _raw_fork(body)
+        stale.close()
+        return _status_of(pid) == 0
+    pid = fork_from_worker_thread(body)
+    stale.close()
+    landed, _ = wait_child(pid)
+    return landed
+
+
+def control_closed_fd_number_reused() -> Result:
+    """A forked child that *closes* the inherited fds frees their numbers; its
+    next socket takes one, and a file object inherited from the parent (which
+    still names that number) writes into the socket."""
+    landed = _stale_writer_lands_in_new_socket(close_inherited=True)
+    return landed, f'inherited file object wrote into the child\'s new socket: {landed}'
+
+
+def inherited_fd_numbers_stay_taken() -> Result:
+    """Our prelude leaves each released number on /dev/null: the child's new
+    sockets never get one, the inherited object's writes go nowhere."""
+    landed = _stale_writer_lands_in_new_socket(close_inherited=False)
+    return not landed, f'inherited file object wrote into the child\'s new socket: {landed}'
+
+
 SCENARIOS: dict[str, Callable[[], Result]] = {
     fn.__name__: fn for fn in (
         control_subint_thread_fork,
@@ -482,6 +529,8 @@ SCENARIOS: dict[str, Callable[[], Result]] = {
         control_destroy_after_to_thread,
         control_inherited_sigint_wedge,
         control_forked_main_thread_misses_signals,
+        control_closed_fd_number_reused,
+        inherited_fd_numbers_stay_taken,
     )
 }
 

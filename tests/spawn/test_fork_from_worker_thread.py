@@ -148,9 +148,44 @@ async def test_prelude_closes_inherited_fds_and_keeps_requested():
     assert proc.returncode == 0, proc.exit_status
     assert {0, 1, 2, report_pipe.write_fd, kept_w, hold_r} <= child_fds.keys()
     assert stray_pipe not in child_fds.values()
-    # Besides those, the child holds only its own exception-report pipe.
+    # Besides those, the child holds its own exception-report pipe, and every
+    # other number is a /dev/null tombstone.
     extra = child_fds.keys() - {0, 1, 2, report_pipe.write_fd, kept_w, hold_r}
-    assert len(extra) == 1 and child_fds[extra.pop()].startswith('pipe:')
+    own = [fd for fd in extra if child_fds[fd] != os.devnull]
+    assert len(own) == 1 and child_fds[own[0]].startswith('pipe:')
+    assert stray_w in extra and child_fds[stray_w] == os.devnull
+
+
+@trio_parent_test(timeout=20)
+async def test_child_never_reuses_a_number_an_inherited_object_holds():
+    """A parent's file object (a logging handler's, say) survives the fork
+    naming its fd number. The child's new fds must never get that number, or
+    the object's writes land in them: seen as a pytest log line inside an
+    actor's IPC stream (ai/conc-anal/inherited_fd_numbers_reused.md)."""
+    r, w = os.pipe()
+    stale = open(w, 'w', buffering=1)  # noqa: SIM115 (closed below)
+
+    def child() -> None:
+        # New fds take the lowest free number: allocate past the stale one,
+        # so it would have been handed out here had the prelude freed it.
+        fresh: list[int] = []
+        while not fresh or fresh[-1] < w:
+            fresh.append(os.dup(0))
+        if w in fresh:
+            sys.exit(STALE_FD_REUSED)
+        stale.write('a stale object writing after the fork\n')  # into nothing
+
+    try:
+        pid = await fork_child(child)
+    finally:
+        stale.close()
+    ok, status = await trio.to_thread.run_sync(wait_child, pid)
+    # EOF, no data: the child's write did not reach the pipe, and the child
+    # held no copy of its write end.
+    received = await trio.to_thread.run_sync(os.read, r, 64)
+    os.close(r)
+    assert ok, status
+    assert received == b''
 
 
 @trio_parent_test(timeout=20)
@@ -270,6 +305,7 @@ def test_raw_fork_inside_hosted_subint_is_a_clean_error():
 
 
 STALE_FD_CLOSED = 3
+STALE_FD_REUSED = 4
 
 
 @trio_parent_test(timeout=20)

@@ -80,10 +80,11 @@ def _child_main(
     stdio: ResolvedStdio,
 ) -> NoReturn:
     """Everything the child does; ends the process, whatever happens."""
-    # Before the prelude closes the inherited fds: every object inherited from
-    # the parent moves to the permanent generation, so no later collection in
-    # this child finalises one (an inherited socket object would close its fd
-    # *number*, by then reused by this child). It also keeps the collector off
+    # Before the prelude releases the inherited fds: every object inherited
+    # from the parent moves to the permanent generation, so no later
+    # collection in this child finalises one (an inherited socket object would
+    # close its fd *number*, the prelude's tombstone or a number this child
+    # has since reused). It also keeps the collector off
     # the inherited pages, which stay shared with the parent (copy-on-write).
     # ai/conc-anal/late_finalisers_after_fork.md
     gc.freeze()
@@ -161,8 +162,9 @@ def fork_from_worker_thread(
 
     In the child, the forking thread (named ``thread_name``) is the only
     thread and becomes ``threading.main_thread()``. It runs the prelude (fds
-    other than 0/1/2 and ``keep_fds`` closed, signal handlers and wakeup fd
-    reset, ``stdio`` policy applied), then ``child_target()``, then exits
+    other than 0/1/2 and ``keep_fds`` released, their numbers left on
+    ``/dev/null``; signal handlers and wakeup fd reset; ``stdio`` policy
+    applied), then ``child_target()``, then exits
     with a :class:`ChildExit` code. If the target raises, reap the child with
     :func:`wait_child` or :class:`ForkedProcess` to get the exception's type,
     message and traceback.

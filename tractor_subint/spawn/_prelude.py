@@ -7,7 +7,12 @@ parent's runner) and the parent's C-level signal wakeup fd. Each of those has
 bitten us (see ``ai/conc-anal/orphan_sigint_wedge.md``), so the prelude puts
 the child into the state a freshly exec'd interpreter would be in:
 
-- fds: everything but 0/1/2 and what the caller asks to keep is closed;
+- fds: everything but 0/1/2 and what the caller asks to keep is released,
+  its number left on ``/dev/null`` (a *tombstone*) rather than closed. The
+  parent's Python objects still name those numbers (a ``logging`` handler's
+  file, a socket): were the numbers free, the child's next socket would take
+  one and those objects would write into it
+  (``ai/conc-anal/inherited_fd_numbers_reused.md``);
 - signals: Python-level handlers are back to the defaults, the signal mask is
   empty and there is no wakeup fd (``SIG_IGN`` dispositions are kept, as
   ``exec`` keeps them);
@@ -68,10 +73,34 @@ def resolve_stdio_policy(policy: StdioPolicy | None = None) -> ResolvedStdio:
     return ResolvedStdio('file', path)
 
 
-def close_inherited_fds(keep: Iterable[int] = ()) -> None:
-    """Close every fd except 0, 1, 2 and ``keep`` (uses close_range(2))."""
+def release_inherited_fds(keep: Iterable[int] = ()) -> None:
+    """Release every fd except 0, 1, 2 and ``keep``, keeping its number taken.
+
+    Each one is replaced by a close-on-exec ``/dev/null`` fd: what it referred
+    to is released as by ``close()`` (a pipe's reader sees EOF, a listening
+    port is freed), but no new fd of this process can get that number, so an
+    inherited object still holding it reads EOF and writes into nothing.
+    """
+    kept = {0, 1, 2, *keep}
+    try:
+        inherited = [int(fd) for fd in os.listdir('/proc/self/fd')]
+    except OSError:
+        _close_all_but(kept)  # no /proc: released, but the numbers are free
+        return
+    tombstone = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for fd in inherited:
+            if fd not in kept and fd != tombstone:
+                # The listing's own fd, closed by now, may be in the list:
+                # a spare tombstone is harmless.
+                os.dup2(tombstone, fd, inheritable=False)
+    finally:
+        os.close(tombstone)
+
+
+def _close_all_but(kept: set[int]) -> None:
     lo = 0
-    for fd in sorted({0, 1, 2, *keep}):
+    for fd in sorted(kept):
         if fd > lo:
             os.closerange(lo, fd)
         lo = fd + 1
@@ -151,7 +180,7 @@ def flush_std_streams() -> None:
 
 
 def run_child_prelude(*, keep_fds: Iterable[int], stdio: ResolvedStdio) -> None:
-    close_inherited_fds(keep_fds)
+    release_inherited_fds(keep_fds)
     reset_signal_state()
     apply_stdio_policy(stdio)
     rebind_std_streams()
