@@ -84,12 +84,9 @@ class SpawnTree:
     def resources_by_key(self) -> dict[str, Resource]:
         return dict(self._resources)
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
         """Leave the tree: close this process's resources; the root also
-        stops the forkserver. Blocking parts run on a worker thread, so the
-        event loop does not wait on them. Shielded."""
-        import trio
-
+        stops the forkserver. Blocking; idempotent."""
         global _current
         if _current is self:
             _current = None
@@ -98,9 +95,16 @@ class SpawnTree:
         owned, self._owned = self._owned, None
         if owned is not None:
             closing.append(owned)
+        for resource in closing:
+            resource.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` on a worker thread, so the event loop does not wait
+        on it. Shielded."""
+        import trio
+
         with trio.CancelScope(shield=True):
-            for resource in closing:
-                await trio.to_thread.run_sync(resource.close)
+            await trio.to_thread.run_sync(self.close)
 
     async def __aenter__(self) -> SpawnTree:
         return self
