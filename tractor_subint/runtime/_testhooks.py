@@ -7,7 +7,11 @@
   the late-listener interleaving: the child is ready first).
 - ``child_before_ready=SECONDS``: the child waits before saying hello.
 - ``child_exit_before_ready=CODE``: the child exits with ``CODE`` instead of
-  saying hello (a child that dies before connecting).
+  saying hello (a child that dies before connecting; also an upstream
+  tractor child of ``tractor_subint.upstream``, before it dials back).
+- ``upstream_parent_after_connect=1``: ``tractor_subint.upstream``'s parent
+  starts waiting for a child's connection only once the child has dialled
+  back and been registered (forces the lost-wakeup interleaving).
 
 Nothing else in the runtime reads this variable; unset, every hook is a no-op.
 """
@@ -30,6 +34,10 @@ async def delay(point: str) -> None:
     seconds = _hooks().get(point)
     if seconds:
         await trio.sleep(float(seconds))
+
+
+def enabled(point: str) -> bool:
+    return bool(_hooks().get(point))
 
 
 def exit_code(point: str) -> int | None:

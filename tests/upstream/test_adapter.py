@@ -1,0 +1,233 @@
+"""tractor_subint.upstream: our backends inside upstream tractor.
+
+Runs where upstream tractor is installed (CI installs it from the snapshot
+in ../shared/upstream/ into venvs of its own); skipped elsewhere. Upstream's
+own suite, run under our keys, is the rest of the proof (.ci/run).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
+import pytest
+import trio
+
+tractor = pytest.importorskip('tractor')
+
+from tractor import _root  # noqa: E402
+from tractor.spawn import _spawn  # noqa: E402
+
+import tractor_subint.upstream as adapter  # noqa: E402
+from tractor_subint.spawn import get_backend  # noqa: E402
+from tractor_subint.testing import descendants, trio_parent_test  # noqa: E402
+
+adapter.register()
+KEYS = ['main_thread_forkserver', 'subint_forkserver']
+THIS = __name__
+
+
+async def where() -> tuple[int, int]:
+    """An RPC target: this actor's pid and interpreter id."""
+    import _interpreters
+
+    return os.getpid(), int(_interpreters.get_current()[0])
+
+
+async def spawn_grandchild() -> tuple[int, int]:
+    """In a child: spawn a child of our own with subint_forkserver (as in
+    upstream, a child's nurseries do not inherit the key); its pid and parent pid."""
+    _spawn.try_set_start_method('subint_forkserver')
+    async with tractor.open_nursery() as an:
+        portal = await an.start_actor('grandchild', enable_modules=[THIS])
+        pid, _interp = await portal.run(where)
+        ppid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
+        await portal.cancel_actor()
+    return pid, ppid
+
+
+async def peer_names() -> list[str]:
+    """An RPC target: the names in this actor's IPC peer table."""
+    return sorted(uid[0] for uid in tractor.current_actor().ipc_server._peers)
+
+
+async def sleep_forever() -> None:
+    await trio.sleep_forever()
+
+
+def test_register_adds_our_keys_and_is_idempotent():
+    adapter.register()
+    for key in KEYS:
+        assert _spawn._methods[key].__name__ == f'{key}_proc'
+        assert key in _spawn.SpawnMethodKey.__args__
+    assert 'subint_fork' in _spawn._methods
+    assert list(_spawn._methods).count('subint_forkserver') == 1
+
+
+def test_upstream_keys_still_work_and_unknown_ones_fail_as_before():
+    previous = _spawn._spawn_method
+    try:
+        assert _spawn.try_set_start_method('subint_forkserver') is None
+        assert _spawn._spawn_method == 'subint_forkserver'
+        _spawn.try_set_start_method('trio')
+        assert _spawn._spawn_method == 'trio'
+        with pytest.raises(ValueError):
+            _spawn.try_set_start_method('no_such_method')
+    finally:
+        _spawn._spawn_method = previous
+
+
+def test_debug_mode_is_not_offered_with_our_keys():
+    # Our children run trio off the main thread, where upstream's debugger
+    # cannot install its SIGINT handler.
+    assert not set(KEYS) & set(_root._DEBUG_COMPATIBLE_BACKENDS)
+
+
+def test_an_unsupported_tractor_is_refused_and_nothing_is_patched():
+    probe = textwrap.dedent('''
+        import tractor.spawn._spawn as spawn
+        del spawn.cancel_on_completion  # a patch point this tractor lacks
+        import tractor_subint.upstream as adapter
+        try:
+            adapter.register()
+        except adapter.UnsupportedTractor as exc:
+            print('REFUSED', exc)
+        print('PATCHED', 'subint_forkserver' in spawn._methods)
+    ''')
+    out = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=60)
+    assert 'REFUSED tractor_subint supports goodboy/tractor main at 3690e43a' in out.stdout, out
+    assert 'tractor.spawn._spawn.cancel_on_completion' in out.stdout
+    assert 'PATCHED False' in out.stdout
+
+
+def test_the_per_child_reap_protocol_of_later_upstreams_is_refused():
+    class PerChildReaping:
+        def _register_child(self) -> None: ...
+
+    class NoJoinEvent:
+        pass
+
+    for nursery in (PerChildReaping(), NoJoinEvent()):
+        with pytest.raises(adapter.UnsupportedTractor, match='3690e43a'):
+            adapter._patches.check_reap_protocol(nursery)
+
+
+@pytest.mark.parametrize('key', KEYS)
+@trio_parent_test(timeout=60)
+async def test_an_upstream_tree_runs_on_our_backend(key):
+    async with tractor.open_nursery(start_method=key) as an:
+        portal = await an.start_actor('worker', enable_modules=[THIS])
+        pid, interp = await portal.run(where)
+        assert (interp != 0) == get_backend(key).hosts_subinterpreter
+        ours = {p.pid: p for p in descendants()}
+        assert ours[pid].ppid == os.getpid()
+        one_shot = await an.run_in_actor(where, name='one_shot')
+        one_shot_pid, _ = await one_shot.wait_for_result()
+        assert one_shot_pid not in (pid, os.getpid())
+        await portal.cancel_actor()
+
+
+@pytest.mark.parametrize('key', KEYS)
+@trio_parent_test(timeout=60)
+async def test_a_child_that_dies_before_dialling_back_is_an_actor_failure(key, monkeypatch):
+    monkeypatch.setenv('TRACTOR_SUBINT_TEST_HOOKS', 'child_exit_before_ready=3')
+    with pytest.raises(BaseException) as info:
+        async with tractor.open_nursery(start_method=key) as an:
+            await an.start_actor('doomed', enable_modules=[THIS])
+    text = repr(info.value) + ''.join(map(repr, getattr(info.value, 'exceptions', ())))
+    assert 'ActorFailure' in text and 'died before it connected back: rc=3' in text
+
+
+@pytest.mark.parametrize('key', KEYS)
+@trio_parent_test(timeout=60)
+async def test_sigint_to_a_child_cancels_it_like_upstream_s_own(key):
+    async with tractor.open_nursery(start_method=key) as an:
+        portal = await an.start_actor('sleeper', enable_modules=[THIS])
+        (_actor, proc, _portal) = an._children[portal.chan.aid.uid]
+        os.kill(proc.pid, signal.SIGINT)  # bridged in by the child's main interpreter
+        assert await proc.wait() == 128 + signal.SIGINT
+        with pytest.raises(tractor._exceptions.TransportClosed):
+            await portal.run(sleep_forever)
+
+
+@pytest.mark.parametrize('key', KEYS)
+@trio_parent_test(timeout=60)
+async def test_a_child_back_before_the_parent_waits_is_not_lost(key, monkeypatch):
+    # The parent starts waiting only once the child has dialled back and
+    # been registered: upstream's wait_for_peer() alone would wait forever.
+    monkeypatch.setenv('TRACTOR_SUBINT_TEST_HOOKS', 'upstream_parent_after_connect=1')
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method=key) as an:
+            portal = await an.start_actor('quick', enable_modules=[THIS])
+            pid, _interp = await portal.run(where)
+            assert pid != os.getpid()
+            await portal.cancel_actor()
+
+
+@pytest.mark.parametrize('key', KEYS)
+@trio_parent_test(timeout=60)
+async def test_a_forked_child_has_none_of_its_parent_s_peers(key):
+    # 'second' is forked while the root's peer table holds 'first'. That
+    # table is shared by every upstream Server (a msgspec default), so a
+    # stale copy made 'second' wait 3 s at teardown for a peer it never had.
+    async with tractor.open_nursery(start_method=key) as an:
+        first = await an.start_actor('first', enable_modules=[THIS])
+        second = await an.start_actor('second', enable_modules=[THIS])
+        assert 'first' not in await second.run(peer_names)
+        assert 'second' not in await first.run(peer_names)
+        await an.cancel()
+
+
+@trio_parent_test(timeout=90)
+async def test_a_subint_hosted_child_spawns_through_the_tree_s_forkserver():
+    async with tractor.open_nursery(start_method='subint_forkserver') as an:
+        portal = await an.start_actor('middle', enable_modules=[THIS])
+        middle_pid, _ = await portal.run(where)
+        _grandchild, parent = await portal.run(spawn_grandchild)
+        assert parent not in (middle_pid, os.getpid())  # forked by the forkserver
+        assert [p.comm for p in descendants() if p.pid == parent] == ['ts:forkserver']
+        await portal.cancel_actor()
+
+
+SCRIPT = '''
+import trio, tractor, tractor_subint.upstream
+
+async def from_main(x):  # defined in the script's __main__
+    return x * 2
+
+async def main():
+    async with tractor.open_nursery(start_method='subint_forkserver') as an:
+        portal = await an.start_actor('w', enable_modules=[__name__])
+        print('RESULT', await portal.run(from_main, x=21), flush=True)
+        await portal.cancel_actor()
+
+if __name__ == '__main__':
+    tractor_subint.upstream.register()
+    trio.run(main)
+'''
+
+
+def test_a_main_script_s_function_runs_in_a_subint_hosted_child(tmp_path):
+    script = tmp_path / 'script.py'
+    script.write_text(SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert 'RESULT 42' in out.stdout, out.stderr[-2000:]
+
+
+PTH = os.path.join(sysconfig.get_paths()['purelib'], 'tractor_subint_upstream.pth')
+
+
+@pytest.mark.skipif(
+    not os.path.exists(PTH), reason='the .pth hook comes with a regular (not editable) install',
+)
+@pytest.mark.parametrize(('method', 'registered'), [('subint_forkserver', True), ('trio', False)])
+def test_the_pth_hook_registers_in_fresh_interpreters_that_will_use_our_keys(method, registered):
+    probe = 'import tractor.spawn._spawn as s; print("subint_forkserver" in s._methods)'
+    out = subprocess.run(
+        [sys.executable, '-c', probe], capture_output=True, text=True, timeout=60,
+        env={**os.environ, 'TRACTOR_SPAWN_METHOD': method},
+    )
+    assert out.stdout.strip() == str(registered), out.stderr
