@@ -195,6 +195,33 @@ async def test_a_child_s_log_reaches_pytest_s_fd_capture(key, capfd):
     assert f'critical-from-{key}' in capfd.readouterr().err
 
 
+@pytest.mark.parametrize('key', KEYS)
+@trio_parent_test(timeout=60)
+async def test_stack_dumps_asked_for_do_not_crash_a_child_booting(key):
+    # enable_stack_on_sig installs a SIGUSR1 handler, which only a main
+    # thread may do; our actors never run on one. It used to crash the child
+    # in Actor._from_parent, just after the parent had its portal.
+    with trio.fail_after(30):
+        async with tractor.open_nursery(start_method=key, enable_stack_on_sig=True) as an:
+            portal = await an.start_actor('dumpable', enable_modules=[THIS])
+            pid, _interp = await portal.run(where)
+            assert pid != os.getpid()
+            await portal.cancel_actor()
+
+
+@pytest.mark.parametrize('key', KEYS)
+@trio_parent_test(timeout=60)
+async def test_a_child_s_process_name_is_upstream_s_proctitle(key):
+    pytest.importorskip('setproctitle')
+    async with tractor.open_nursery(start_method=key) as an:
+        portal = await an.start_actor('titled', enable_modules=[THIS])
+        pid, _interp = await portal.run(where)
+        with open(f'/proc/{pid}/comm') as comm:
+            # upstream's leak checks look for this marker in comm as well
+            assert comm.read().strip() == '_subactor[titled'[:15]  # comm keeps 15 bytes
+        await portal.cancel_actor()
+
+
 @trio_parent_test(timeout=90)
 async def test_a_subint_hosted_child_spawns_through_the_tree_s_forkserver():
     async with tractor.open_nursery(start_method='subint_forkserver') as an:

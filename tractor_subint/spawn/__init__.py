@@ -58,6 +58,7 @@ __all__ = [
     'in_subinterpreter',
     'live_subinterpreters',
     'local_warm_pool',
+    'name_this_process',
     'open_tree',
     'refuse_unsafe_fork',
     'register_backend',
@@ -92,6 +93,7 @@ if TYPE_CHECKING:
     from ._forked_process import ForkedProcess as ForkedProcess
     from ._forked_process import fork_process as fork_process
     from ._prelude import StdioPolicy as StdioPolicy
+    from ._prelude import name_this_process as name_this_process
     from ._process_handle import STATUS_LOST_RETURNCODE as STATUS_LOST_RETURNCODE
     from ._process_handle import ProcessHandle as ProcessHandle
     from ._signal_forwarding import SIGNAL_FD_GLOBAL as SIGNAL_FD_GLOBAL
@@ -136,7 +138,7 @@ __getattr__ = lazy_getattr(__name__, {
         'live_subinterpreters', 'refuse_unsafe_fork', 'wait_child',
     ),
     '._forked_process': ('ForkedProcess', 'fork_process'),
-    '._prelude': ('StdioPolicy',),
+    '._prelude': ('StdioPolicy', 'name_this_process'),
     '._process_handle': ('STATUS_LOST_RETURNCODE', 'ProcessHandle'),
     '._signal_forwarding': (
         'SIGNAL_FD_GLOBAL', 'ForwardedSignal', 'SignalForwarder', 'cancel_on_forwarded_signal',

@@ -162,7 +162,8 @@ def rebind_std_streams() -> None:
 
 def name_this_process(name: str) -> None:
     """Set this process's name as ``ps -o comm`` and ``/proc/PID/stat``
-    show it (15 bytes; a zombie keeps it). Call it on the main thread."""
+    show it (15 bytes; a zombie keeps it). From any thread or interpreter:
+    ``/proc/self/comm`` names the main thread, which ``prctl`` would not."""
     try:
         with open('/proc/self/comm', 'w') as comm:
             comm.write(name.encode(errors='replace')[:15].decode(errors='ignore'))

@@ -22,6 +22,12 @@ Three things differ from an exec'd upstream child, and are handled here:
 - Signals reach the actor as bytes on ``cancel_fd`` (a forwarded SIGINT or
   SIGTERM, or the lifeline): a task the ``load_modules`` patch starts in
   the actor's service nursery turns one into ``Actor.cancel_soon()``.
+- The actor never runs on its process's main thread, which upstream assumes
+  twice: ``enable_stack_on_sig()`` (asked for by ``enable_stack_on_sig=`` or
+  ``debug_mode=``) installs a SIGUSR1 handler, which only the main thread
+  may do: here it warns and does nothing, instead of crashing the actor at
+  boot; ``set_actor_proctitle()`` names the calling thread, so the process
+  name (``/proc/PID/comm``) is set to its title as well.
 """
 from __future__ import annotations
 
@@ -54,11 +60,14 @@ import msgspec  # noqa: E402
 import trio  # noqa: E402
 from tractor import _child  # noqa: E402
 from tractor.ipc._server import Server  # noqa: E402
+from tractor.log import get_logger  # noqa: E402
 from tractor.runtime import _state  # noqa: E402
 from tractor.runtime._runtime import Actor  # noqa: E402
 
 from ..runtime import _testhooks  # noqa: E402
-from ..spawn import cancel_on_forwarded_signal, current_tree  # noqa: E402
+from ..spawn import cancel_on_forwarded_signal, current_tree, name_this_process  # noqa: E402
+
+log = get_logger('tractor')
 
 cancel_fd: int | None = None
 """This actor's ``cancel_fd`` (set in the child; read by the patched
@@ -78,6 +87,35 @@ def _forget_inherited_state() -> None:
     for field in msgspec.structs.fields(Server):
         if isinstance(field.default, dict):
             field.default.clear()
+
+
+def _adapt_main_thread_features() -> None:
+    """See the module docstring (idempotent: a fork child of ours inherits
+    its parent's wrappers)."""
+    from tractor import devx
+    from tractor.devx import _proctitle
+
+    if getattr(devx.enable_stack_on_sig, '_tractor_subint', False):
+        return
+
+    def enable_stack_on_sig(*_args: Any, **_kwargs: Any) -> None:
+        log.warning(
+            'SIGUSR1 task-tree dumps (enable_stack_on_sig) are not available in '
+            'an actor spawned by tractor_subint: it does not run on its '
+            "process's main thread, where signal handlers must be installed"
+        )
+
+    set_title = _proctitle.set_actor_proctitle
+
+    def set_actor_proctitle(actor: Actor, *args: Any, **kwargs: Any) -> str | None:
+        title: str | None = set_title(actor, *args, **kwargs)
+        if title is not None:
+            name_this_process(title)
+        return title
+
+    enable_stack_on_sig._tractor_subint = True  # type: ignore[attr-defined]
+    devx.enable_stack_on_sig = enable_stack_on_sig
+    _proctitle.set_actor_proctitle = set_actor_proctitle
 
 
 async def watch_cancel_fd(actor: Actor, fd: int) -> None:
@@ -118,6 +156,7 @@ def upstream_child_main(payload: bytes, ipc_fd: int, cancel_fd_: int) -> None:
     register()  # a fresh subinterpreter has not seen the parent's patches
     cancel_fd = cancel_fd_
     _forget_inherited_state()
+    _adapt_main_thread_features()
     tree = current_tree()
     if tree is not None:  # pools this process keeps, closed with the actor
         Actor.lifetime_stack.callback(tree.close)
