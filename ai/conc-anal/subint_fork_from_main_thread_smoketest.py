@@ -35,6 +35,7 @@ try:
     from tractor_subint.spawn._subint_forkserver import (
         ForkedProcess,
         SignalForwarder,
+        SubintExecError,
         cancel_on_forwarded_signal,
         fork_from_worker_thread,
         run_subint_in_worker_thread,
@@ -517,6 +518,47 @@ def inherited_fd_numbers_stay_taken() -> Result:
     return not landed, f'inherited file object wrote into the child\'s new socket: {landed}'
 
 
+_UNPRINTABLE_ESCAPES = {
+    'lone surrogate': "raise ValueError('text: \\udc80')",
+    '__str__ raises': (
+        'class Unprintable(Exception):\n'
+        '    def __str__(self):\n'
+        '        raise ValueError("no")\n'
+        'raise Unprintable()\n'
+    ),
+}
+
+
+def control_unprintable_exception_escapes_subint() -> Result:
+    """An exception CPython cannot copy out of a subinterpreter (a lone
+    surrogate in its text, a ``__str__`` that raises) escaping a raw
+    ``_interpreters.exec``: the whole process dies by a signal."""
+    outcomes = []
+    for label, code in _UNPRINTABLE_ESCAPES.items():
+        def escape(code: str = code) -> None:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # its last words are noise
+            _interpreters.exec(_interpreters.create('legacy'), code)
+        outcomes.append((label, _status_of(_raw_fork(escape, from_thread=False))))
+    crashed = all(rc < 0 for _, rc in outcomes)
+    return crashed, ', '.join(f'{label}: {_describe_rc(rc)}' for label, rc in outcomes) + (
+        ' (expected: killed by a signal)'
+    )
+
+
+def unprintable_exception_escapes_subint_guarded() -> Result:
+    """The same exceptions under our bootstrap guard: a SubintExecError with
+    a safe rendering, and this process lives on."""
+    seen = []
+    for label, code in _UNPRINTABLE_ESCAPES.items():
+        try:
+            run_subint_in_worker_thread(code)
+        except SubintExecError as exc:
+            seen.append(f'{label}: {exc.type_name}({exc.message[:40]!r}...)')
+        else:
+            return False, f'{label}: no error raised'
+    return True, '; '.join(seen)
+
+
 SCENARIOS: dict[str, Callable[[], Result]] = {
     fn.__name__: fn for fn in (
         control_subint_thread_fork,
@@ -531,6 +573,8 @@ SCENARIOS: dict[str, Callable[[], Result]] = {
         control_forked_main_thread_misses_signals,
         control_closed_fd_number_reused,
         inherited_fd_numbers_stay_taken,
+        control_unprintable_exception_escapes_subint,
+        unprintable_exception_escapes_subint_guarded,
     )
 }
 

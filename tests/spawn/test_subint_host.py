@@ -99,3 +99,35 @@ async def _bind_unix(path: str) -> trio.socket.SocketType:
     await sock.bind(path)
     sock.listen()
     return sock
+
+
+@pytest.mark.parametrize(
+    ('bootstrap', 'original'),
+    [
+        ("raise ValueError('text: \\udc80')", 'ValueError'),
+        ('class Unprintable(Exception):\n'
+         '    def __str__(self):\n'
+         '        raise ValueError\n'
+         'raise Unprintable()\n', 'Unprintable'),
+        ("try:\n"
+         "    raise ValueError('\\udc80')\n"
+         "except ValueError:\n"
+         "    raise KeyError('outer')\n", 'KeyError'),
+    ],
+    ids=['lone-surrogate', 'str-raises', 'unsafe-context'],
+)
+def test_an_exception_cpython_cannot_copy_out_arrives_as_safe_text(bootstrap, original):
+    # Raw, each of these kills the process by SIGSEGV (the smoketest's
+    # control_unprintable_exception_escapes_subint); reaching the asserts is the test.
+    with pytest.raises(SubintExecError) as err:
+        run_subint_in_worker_thread(bootstrap)
+    assert err.value.type_name == 'RuntimeError'
+    assert f'{original} whose text cannot leave the subinterpreter' in err.value.message
+    str(err.value).encode('utf-8')  # safe to print anywhere
+    assert _interpreters.list_all() == [_interpreters.get_main()]
+
+
+def test_a_printable_exception_crosses_unchanged():
+    with pytest.raises(SubintExecError) as err:
+        run_subint_in_worker_thread("raise ValueError('plain text: \\u00e9')\n")
+    assert (err.value.type_name, err.value.message) == ('ValueError', 'plain text: \u00e9')

@@ -25,6 +25,11 @@ from ._targets import resolve
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
+class ChannelLost(RuntimeError):
+    """This actor's end of its channel was closed under it (by user code):
+    it cannot answer its parent any more, so it ends."""
+
+
 class Actor:
     """One actor of the tree. :func:`current_actor` returns the running one."""
 
@@ -38,6 +43,8 @@ class Actor:
         """Actor nurseries open in this actor (the root actor ends with the last)."""
         self.cancel_reason: str | None = None
         """Why this actor stopped serving, once it has."""
+        self._serve_scope = trio.CancelScope()
+        self._channel_lost: BaseException | None = None
 
     @classmethod
     def new_root(cls) -> Actor:
@@ -67,14 +74,34 @@ class Actor:
     # -- child side ---------------------------------------------------------
 
     async def serve(self, chan: Channel, cancel_fd: int) -> None:
-        """Answer the parent until cancelled or the parent is gone."""
+        """Answer the parent until cancelled or the parent is gone.
+
+        Raises :class:`ChannelLost` when answering failed because this
+        actor's end of the channel broke under it (user code closed the
+        socket): the actor cannot serve any more, and its exit must say so.
+        """
         async with cancel_on_forwarded_signal(cancel_fd) as forwarded, trio.open_nursery() as rpc:
-            self.cancel_reason = await self._message_loop(chan, rpc)
+            with trio.CancelScope() as self._serve_scope:
+                self.cancel_reason = await self._message_loop(chan, rpc)
             log.debug('stopping: %s', self.cancel_reason)
             rpc.cancel_scope.cancel()
         if forwarded.signum is not None:
             self.cancel_reason = describe_cancel_byte(forwarded.signum)
             log.debug('stopping: %s', self.cancel_reason)
+        if self._channel_lost is not None:
+            raise ChannelLost(
+                f'actor {self.name!r} lost its channel to the parent while answering: '
+                f'{self._channel_lost!r}'
+            ) from self._channel_lost
+
+    def _lose_channel(self, error: BaseException) -> None:
+        """Sending failed: the parent is gone or our socket was closed under
+        us. Either way nothing more can be answered: stop serving (the
+        message loop may never see an end of its own)."""
+        if isinstance(error, trio.ClosedResourceError) and self._channel_lost is None:
+            self._channel_lost = error  # closed here, not by the parent
+        self.cancel_reason = 'lost its channel to the parent'
+        self._serve_scope.cancel()
 
     async def _message_loop(self, chan: Channel, rpc: trio.Nursery) -> str:
         try:
@@ -108,15 +135,30 @@ class Actor:
                     if inspect.isawaitable(result):
                         result = await result
                     await chan.send(Return(msg.cid, result))
-            except _GONE:
-                pass  # the parent is gone: nobody to answer
+            except _GONE as exc:
+                self._lose_channel(exc)
             except Exception as exc:
-                try:
-                    await chan.send(Failed(msg.cid, box_error(exc, self.uid)))
-                except _GONE:
-                    pass
+                await self._send_failure(chan, msg.cid, exc)
             finally:
                 self._calls.pop(msg.cid, None)
+
+    async def _send_failure(self, chan: Channel, cid: int, exc: BaseException) -> None:
+        """Answer call ``cid`` with ``exc``; if even the boxed error cannot be
+        sent (the codec refuses it), answer with one saying so: a call never
+        goes unanswered while the channel works."""
+        try:
+            try:
+                await chan.send(Failed(cid, box_error(exc, self.uid)))
+            except _GONE:
+                raise
+            except Exception as send_error:
+                stand_in = RuntimeError(
+                    f'the {type(exc).__name__} raised by this call could not be sent back: '
+                    f'{type(send_error).__name__}: {send_error}'
+                )
+                await chan.send(Failed(cid, box_error(stand_in, self.uid)))
+        except _GONE as gone:
+            self._lose_channel(gone)
 
     async def _stream_results(self, chan: Channel, msg: Call, fn: object) -> None:
         agen = fn(**msg.kwargs)  # type: ignore[operator]

@@ -78,4 +78,7 @@ class Channel:
             raise StopAsyncIteration from None
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        try:
+            await self._stream.aclose()
+        except OSError:
+            pass  # the fd was closed under us (user code): nothing left to close

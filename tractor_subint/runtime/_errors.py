@@ -101,18 +101,53 @@ class ActorFailure(Exception):
         return exc.traceback if exc else None
 
 
+MAX_MESSAGE_CHARS = 4096
+MAX_TRACEBACK_CHARS = 65536
+"""Bounds on a boxed error's text: an error report must always fit a frame
+(and a terminal); the cut is marked in the text."""
+
+
 def box_error(exc: BaseException, actor_uid: Uid) -> ErrorInfo:
-    """Box ``exc`` (raised in the actor ``actor_uid``) for the wire."""
-    text = ''.join(tb_module.format_exception(exc))
+    """Box ``exc`` (raised in the actor ``actor_uid``) for the wire.
+
+    Whatever the exception does, the box can be sent: a ``__str__`` that
+    raises, a huge message or text the codec cannot carry (lone surrogates)
+    become a readable, bounded stand-in instead of a second error that would
+    take the answer (and the actor) down with it.
+    """
     src_uid, src_type = actor_uid, type(exc).__name__
     if isinstance(exc, RemoteActorError):
         src_uid, src_type = exc.src_uid, exc.src_type_name
-    message = str(exc).splitlines()[0] if str(exc) else ''
+    message = _exception_text(exc).split('\n', 1)[0]
     return ErrorInfo(
         type_name=type(exc).__name__,
-        message=message,
-        traceback=text,
+        message=_bounded(message, MAX_MESSAGE_CHARS),
+        traceback=_bounded(_traceback_text(exc), MAX_TRACEBACK_CHARS),
         src_uid=src_uid,
         src_type_name=src_type,
         actor_uid=actor_uid,
     )
+
+
+def _exception_text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception as str_error:
+        return f'<unprintable {type(exc).__name__}: its __str__ raised {type(str_error).__name__}>'
+
+
+def _traceback_text(exc: BaseException) -> str:
+    try:
+        return ''.join(tb_module.format_exception(exc))
+    except Exception:
+        # format_exception calls str(exc) (and of every chained error).
+        frames = ''.join(tb_module.format_tb(exc.__traceback__))
+        return f'Traceback (most recent call last):\n{frames}{type(exc).__name__}: {_exception_text(exc)}\n'
+
+
+def _bounded(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (the cut marked), with lone
+    surrogates (not encodable as UTF-8) written as escapes."""
+    if len(text) > limit:
+        text = f'{text[:limit]}... [{len(text) - limit} more characters cut]'
+    return text.encode('utf-8', 'backslashreplace').decode('utf-8')

@@ -14,6 +14,11 @@ Three CPython facts drive this module (measured on 3.13.0 and 3.14.10):
   idle worker threads behind for ~10 s. Teardown therefore retires trio's
   idle workers and joins the interpreter's threads before destroying it, and
   leaves the interpreter alive (with a warning) rather than crash.
+- An exception that escapes ``_interpreters.exec()`` with text that cannot be
+  copied out (a lone surrogate in its message, a ``__str__`` that raises)
+  crashes the process with SIGSEGV (3.13 and 3.14). Bootstrap code therefore
+  runs under :data:`_ESCAPE_GUARD`, which replaces such an exception with a
+  plain one carrying a safe rendering (``ai/conc-anal/subint_unprintable_exception_segv.md``).
 """
 from __future__ import annotations
 
@@ -54,6 +59,54 @@ class SubintExecError(RuntimeError):
             or f'{type_name}: {message}'
         )
         return cls(interp_id, type_name, message, str(traceback))
+
+
+_ESCAPE_GUARD = """\
+def __tractor_subint_escape__(exc):
+    import traceback
+    try:
+        # CPython copies str() of the exception and of its chain, and the
+        # traceback module's rendering (which hides a failing __str__).
+        seen, chain = set(), [exc]
+        while chain:
+            item = chain.pop()
+            if item is None or id(item) in seen:
+                continue
+            seen.add(id(item))
+            str(item).encode('utf-8')
+            chain += [item.__cause__, item.__context__]
+        ''.join(traceback.format_exception(exc)).encode('utf-8')
+        return None
+    except BaseException:
+        pass
+    try:
+        frames = ''.join(traceback.format_tb(exc.__traceback__))
+    except BaseException:
+        frames = ''
+    try:
+        message = str(exc)
+    except BaseException as str_error:
+        message = f'<unprintable: its __str__ raised {type(str_error).__name__}>'
+    safe = RuntimeError(
+        f'{type(exc).__qualname__} whose text cannot leave the subinterpreter: '
+        f'{message}\\n{frames}'.encode('utf-8', 'backslashreplace').decode('utf-8')
+    )
+    safe.__suppress_context__ = True
+    return safe
+
+__tractor_subint_safe__ = None
+try:
+    exec(compile(__tractor_subint_bootstrap__, '<string>', 'exec'), globals())
+except BaseException as exc:
+    __tractor_subint_safe__ = __tractor_subint_escape__(exc)
+    if __tractor_subint_safe__ is None:
+        raise
+if __tractor_subint_safe__ is not None:
+    raise __tractor_subint_safe__
+"""
+"""Runs bootstrap code so that no exception escapes the subinterpreter in a
+form CPython cannot copy out (module docstring): an unsafe one is replaced
+outside its ``except`` block, so it does not even ride along as context."""
 
 
 def subint_config() -> types.SimpleNamespace:
@@ -145,9 +198,10 @@ def run_subint_here(
         interp_id = new_subint()
     error: BaseException | None = None
     try:
-        if shared:
-            _interpreters.set___main___attrs(interp_id, dict(shared))
-        failure = _interpreters.exec(interp_id, bootstrap)
+        _interpreters.set___main___attrs(
+            interp_id, {**(shared or {}), '__tractor_subint_bootstrap__': bootstrap}
+        )
+        failure = _interpreters.exec(interp_id, _ESCAPE_GUARD)
         if failure is not None:
             error = SubintExecError.from_excinfo(interp_id, failure)
     except BaseException as exc:
