@@ -341,3 +341,33 @@ async def test_an_inherited_runtime_socket_never_closes_a_reused_fd():
     ok, status = await trio.to_thread.run_sync(wait_child, pid)
     theirs.close()
     assert ok, status
+
+
+def _fork_warnings(fork: object) -> list[str]:
+    """The fork DeprecationWarnings recorded while ``fork()`` runs with a
+    second thread alive (what makes CPython warn)."""
+    idle = threading.Event()
+    other = threading.Thread(target=idle.wait)
+    other.start()
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter('always')
+            pid = fork()  # type: ignore[operator]
+            if pid == 0:
+                os._exit(0)
+    finally:
+        idle.set()
+        other.join()
+    assert wait_child(pid)[0]
+    return [str(w.message) for w in seen if 'use of fork()' in str(w.message)]
+
+
+def test_our_fork_does_not_show_users_the_multithreaded_fork_warning():
+    assert _fork_warnings(lambda: fork_from_worker_thread(lambda: None)) == []
+
+
+def test_another_library_s_fork_still_warns():
+    # The silence is scoped to our own call: a plain os.fork() in the same
+    # situation (and after ours) still warns, so nobody else's is hidden.
+    assert _fork_warnings(lambda: fork_from_worker_thread(lambda: None)) == []
+    assert len(_fork_warnings(os.fork)) == 1

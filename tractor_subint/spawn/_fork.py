@@ -18,7 +18,9 @@ from __future__ import annotations
 import _interpreters
 import gc
 import os
+import re
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from typing import NoReturn
 
@@ -107,6 +109,26 @@ def _child_main(
         os._exit(code)
 
 
+def fork_quietly() -> int:
+    """``os.fork()`` without CPython's "multi-threaded, use of fork() may
+    lead to deadlocks" DeprecationWarning for this one call.
+
+    Forking from a dedicated thread while other threads run is this module's
+    design, and the child only runs our prelude before its target: users
+    should not see that warning for every spawn. The filter is scoped to the
+    call and to this module (the warning is attributed to os.fork's caller),
+    so another library's fork still warns.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            'ignore',
+            message=r'This process \(pid=\d+\) is multi-threaded, use of fork\(\)',
+            category=DeprecationWarning,
+            module=re.escape(__name__),
+        )
+        return os.fork()
+
+
 def fork_with_report(
     child_target: Callable[[], object] | None,
     *,
@@ -128,7 +150,7 @@ def fork_with_report(
             # Checked again here: the window to the fork is now one thread hop.
             refuse_unsafe_fork()
             flush_std_streams()
-            pid = os.fork()
+            pid = fork_quietly()
         except BaseException as exc:
             outcome['error'] = exc
             return

@@ -17,7 +17,6 @@ import select
 import signal
 import socket
 import sys
-import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn
@@ -73,17 +72,12 @@ def _forked_child(request: _Request) -> NoReturn:
 
 
 def _fork_child(request: _Request) -> tuple[int, int]:
-    with warnings.catch_warnings():
-        # Forking from a dedicated thread is the design (see _fork).
-        warnings.filterwarnings(
-            'ignore', message=r'This process .* is multi-threaded', category=DeprecationWarning,
-        )
-        return fork_with_report(
-            partial(_forked_child, request),
-            thread_name=f'forkserver-fork[{request.child.name}]',
-            keep_fds=(request.child.ipc_fd,),
-            stdio=request.stdio,
-        )
+    return fork_with_report(
+        partial(_forked_child, request),
+        thread_name=f'forkserver-fork[{request.child.name}]',
+        keep_fds=(request.child.ipc_fd,),
+        stdio=request.stdio,
+    )
 
 
 def _exception_dict(info: ChildExceptionInfo | None) -> dict[str, str] | None:
