@@ -11,7 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -208,6 +209,20 @@ class ScriptProcess:
                 start_new_session=True,  # its own process group, as a shell job would be
             )
         return cls(proc, stderr_path)
+
+    @classmethod
+    @asynccontextmanager
+    async def running(
+        cls, name: str, env: dict[str, str], tmp_path: pathlib.Path, *, timeout: float = 20
+    ) -> AsyncIterator[ScriptProcess]:
+        """Start the script; the block is bounded by ``timeout``; the script
+        is killed (if still running) and reaped when it ends."""
+        script = await cls.start(name, env, tmp_path)
+        try:
+            with trio.fail_after(timeout):
+                yield script
+        finally:
+            await script.aclose()
 
     def stderr(self) -> str:
         try:

@@ -7,7 +7,7 @@ import actor_targets
 import hostile_targets
 import pytest
 import trio
-from _rt_helpers import not_reaped
+from _rt_helpers import ScriptProcess, not_reaped, script_env
 
 import tractor_subint as ts
 from tractor_subint.testing import trio_parent_test
@@ -96,3 +96,78 @@ async def test_a_child_that_closes_its_channel_fails_the_pending_call_with_its_e
     # The nursery also reports the exit nobody asked for.
     assert 'exited unexpectedly' in str(info.value)
     assert not_reaped([portal.pid]) == []
+
+
+# -- 7. a healthy actor prints nothing, even with warnings as errors -------------
+
+@trio_parent_test(timeout=30)
+async def test_healthy_actors_print_nothing_with_warnings_as_errors(start_method, tmp_path):
+    children_output = tmp_path / 'children.out'
+    env = script_env(
+        start_method, PYTHONWARNINGS='error', TRACTOR_SUBINT_CHILD_STDIO=str(children_output)
+    )
+    async with ScriptProcess.running('main_target.py', env, tmp_path) as script:
+        await script.read_until('DONE')
+        await script.read_rest()
+        rc = await script.proc.wait()
+    assert rc == 0, script.describe()
+    assert script.stderr() == ''
+    assert children_output.read_text() == ''
+
+
+# -- 8. __main__ targets further down the tree; a script without a guard ---------
+
+@trio_parent_test(timeout=30)
+async def test_a_main_defined_target_works_in_a_nested_actor(start_method, tmp_path):
+    async with ScriptProcess.running('nested_main_target.py', script_env(start_method), tmp_path) as script:
+        leaf = await script.read_json_after('LEAF')
+        await script.read_until('DONE')
+        rc = await script.proc.wait()
+    assert rc == 0, script.describe()
+    assert isinstance(leaf, dict)
+    assert leaf['actor'] == 'leaf'
+    assert leaf['module'] in ('__main__', '__mp_main__')
+
+
+@trio_parent_test(timeout=30)
+async def test_a_script_without_a_main_guard_is_told_what_to_do(start_method, tmp_path):
+    async with ScriptProcess.running('unguarded_main.py', script_env(start_method), tmp_path) as script:
+        out = await script.read_rest()
+        rc = await script.proc.wait()
+    if rc == 0:
+        # A forked child already holds the script's module: nothing to import.
+        assert out == ['DONE'], script.describe()
+    else:
+        lines = script.stderr().rstrip().splitlines()
+        failure = next(line for line in lines if 'ActorFailure: ' in line)
+        assert 'calls trio.run() when it is imported' in failure
+        assert "if __name__ == '__main__':" in failure
+        assert 'inside a run()' not in failure.split('UnguardedMainError', 1)[0]
+
+
+# -- 9. enable_modules given a string; boot failures say why in one line ---------
+
+@pytest.mark.parametrize('bad', ['actor_targets', ['actor_targets', 3], 42])
+@trio_parent_test(timeout=20)
+async def test_enable_modules_must_be_a_list_of_names(start_method, bad):
+    async with ts.open_nursery() as an:
+        with pytest.raises(TypeError, match='enable_modules'):
+            await an.start_actor('typo', enable_modules=bad)
+        assert an.children == []  # refused before anything was spawned
+
+
+@trio_parent_test(timeout=20)
+async def test_a_boot_failure_names_its_root_cause_in_a_short_message(start_method):
+    async with ts.open_nursery() as an:
+        with pytest.raises(ts.ActorFailure) as info:
+            await an.start_actor('doomed', enable_modules=['no_such_module_for_tractor_subint'])
+    err = info.value
+    lines = str(err).splitlines()
+    assert lines[0] == (
+        "actor 'doomed' failed to boot: "
+        "ModuleNotFoundError: No module named 'no_such_module_for_tractor_subint'"
+    )
+    assert len(lines) <= 2
+    assert 'rc=' in lines[1]
+    assert err.traceback is not None and 'Traceback (most recent call last)' in err.traceback
+    assert err.root_cause == lines[0].split(': ', 1)[1]

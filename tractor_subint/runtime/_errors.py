@@ -66,9 +66,12 @@ class ActorFailure(Exception):
     """An actor's process died on its own: during boot (it never became
     ready), or later without being asked to.
 
-    ``exit_status`` says how it ended; ``remote_error`` is the error it
-    reported before dying, when it managed to (boot failures);
-    :attr:`traceback` is the child's traceback, if it left one.
+    The message is short: what happened, the root cause when the actor
+    reported one (e.g. ``ModuleNotFoundError: No module named 'x'``), and
+    how the process ended. ``exit_status`` says how it ended;
+    ``remote_error`` is the error it reported before dying, when it managed
+    to (boot failures); :attr:`traceback` is the child's full traceback, if
+    it left one.
     """
 
     def __init__(
@@ -82,11 +85,23 @@ class ActorFailure(Exception):
         self.name = name
         self.exit_status = exit_status
         self.remote_error = remote_error
-        status = exit_status.describe() if exit_status else 'exit status unknown'
+        status = exit_status.summary() if exit_status else 'exit status unknown'
         text = f'actor {name!r} {what}: {status}'
-        if remote_error is not None:
-            text += f'\n{remote_error}'
+        cause = self.root_cause
+        if cause:
+            text = f'actor {name!r} {what}: {cause}\n  (exit: {status}; the full traceback is in .traceback)'
         super().__init__(text)
+
+    @property
+    def root_cause(self) -> str | None:
+        """``Type: message`` of the deepest error the actor reported, if any."""
+        if self.remote_error is not None:
+            return f'{self.remote_error.src_type_name}: {self.remote_error.remote_message}'
+        exc = self.exit_status.exception if self.exit_status else None
+        if exc is None:
+            return None
+        last_line = exc.traceback.rstrip().rsplit('\n', 1)[-1] if exc.traceback.strip() else ''
+        return last_line or f'{exc.type_name.rpartition(".")[2]}: {exc.message}'
 
     @property
     def returncode(self) -> int | None:

@@ -31,10 +31,34 @@ from ._log import log
 from ._msgs import BootFailed, Ready
 from ._portal import Portal
 from ._state import current_actor_or_none, set_current_actor
-from ._targets import func_ref, main_info
+from ._targets import MAIN_ALIAS, func_ref, main_info
 
 BOOT_REAP_TIMEOUT = 3.0
 """How long a child that failed its boot gets to exit before it is killed."""
+
+
+def module_names(enable_modules: object) -> list[str]:
+    """``enable_modules`` checked and normalised: a list of module names.
+
+    A bare string is refused (iterating it would enable one module per
+    character); ``__mp_main__`` (the script's ``__name__`` inside an actor
+    that loaded it) means the tree's main script, as ``__main__`` does.
+    """
+    if isinstance(enable_modules, (str, bytes)):
+        raise TypeError(
+            f'enable_modules must be a list of module names, not the string '
+            f'{enable_modules!r}: did you mean enable_modules=[{enable_modules!r}]?'
+        )
+    try:
+        names = list(enable_modules)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(
+            f'enable_modules must be a list of module names, not {type(enable_modules).__name__}'
+        ) from None
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f'enable_modules holds {name!r}: each entry must be a module name (str)')
+    return ['__main__' if name == MAIN_ALIAS else name for name in names]
 
 
 class ActorNursery:
@@ -66,7 +90,7 @@ class ActorNursery:
         an error elsewhere in the nursery); the nursery block waits for it.
         Raises :class:`ActorFailure` if it dies or fails during boot.
         """
-        child = await self._spawn(name, list(enable_modules))
+        child = await self._spawn(name, module_names(enable_modules))
         return child.portal
 
     async def run_in_actor(

@@ -20,6 +20,18 @@ from ._bootspec import BootSpec
 MAIN_ALIAS = '__mp_main__'
 
 
+class UnguardedMainError(RuntimeError):
+    """The tree's main script starts trio when it is imported."""
+
+    def __init__(self, script: str) -> None:
+        super().__init__(
+            f'{script} calls trio.run() when it is imported. An actor imports the main '
+            f'script to find functions defined there (enable_modules=[__name__] or '
+            f'"__main__"), which then ran trio.run() inside the actor\'s own run. Start '
+            f"trio under a guard:  if __name__ == '__main__': trio.run(main)"
+        )
+
+
 def func_ref(fn: Callable[..., object]) -> tuple[str, str]:
     """``(module, qualname)`` for ``fn``, refusing what a child cannot find."""
     module = getattr(fn, '__module__', None)
@@ -67,8 +79,10 @@ def parent_main(spec: BootSpec) -> types.ModuleType:
             namespace = runpy.run_path(spec.main_path, run_name=MAIN_ALIAS)
         else:
             raise LookupError("the parent's __main__ has no file or module to load")
-    except BaseException:
+    except BaseException as exc:
         del sys.modules[MAIN_ALIAS]
+        if isinstance(exc, RuntimeError) and 'from inside a run()' in str(exc):
+            raise UnguardedMainError(spec.main_path or spec.main_module or '__main__') from exc
         raise
     module.__dict__.update(namespace)
     return module

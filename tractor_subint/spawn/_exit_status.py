@@ -69,7 +69,13 @@ class ChildExitStatus:
             return None
 
     def describe(self) -> str:
-        """One line (plus the child's traceback when it raised)."""
+        """:meth:`summary`, plus the child's traceback when it raised."""
+        if self.exception is not None:
+            return f'{self.summary()}\n{self.exception}'
+        return self.summary()
+
+    def summary(self) -> str:
+        """One line: the exit code or signal, and what it means."""
         rc = self.returncode
         if rc < 0:
             sig = self.signal
@@ -81,8 +87,6 @@ class ChildExitStatus:
                 head += f' ({meaning})'
             elif rc > 128 and _signal_name(rc - 128):
                 head += f' (exited after {_signal_name(rc - 128)})'
-        if self.exception is not None:
-            head += f'\n{self.exception}'
         return head
 
     __str__ = describe
