@@ -37,9 +37,9 @@ async def yield_then_unencodable():
     yield object()
 
 
-def close_parent_socket() -> int:
-    """Close this process's socket to its parent (the actor's IPC channel),
-    as user code that closes "stray" fds would; return the fd closed."""
+def _parent_socket_fd() -> int:
+    """The fd of this process's socket to its parent (the actor's channel):
+    the socket whose peer is the parent process (``SO_PEERCRED``)."""
     parent = os.getppid()
     for fd in range(3, 1024):
         try:
@@ -50,10 +50,35 @@ def close_parent_socket() -> int:
         sock = socket.socket(fileno=fd)
         try:
             creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize('3i'))
-            peer_pid = struct.unpack('3i', creds)[0]
         finally:
             sock.detach()
-        if peer_pid == parent:
-            os.close(fd)
+        if struct.unpack('3i', creds)[0] == parent:
             return fd
     raise RuntimeError('no socket to the parent process found')
+
+
+def close_parent_socket() -> int:
+    """Close the actor's channel socket, as user code that closes "stray"
+    fds would; return the fd closed."""
+    fd = _parent_socket_fd()
+    os.close(fd)
+    return fd
+
+
+def write_to_parent_socket(body: bytes) -> None:
+    """Write one length-prefixed frame of ``body`` on the actor's channel, as
+    user code writing to an inherited fd would (the actor's own frames use
+    the same framing, so only the body can be wrong)."""
+    os.write(_parent_socket_fd(), struct.pack('>I', len(body)) + body)
+
+
+def nested_list(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def deeply_nested_msgpack(depth: int) -> bytes:
+    """A well-formed msgpack reply frame whose value nests ``depth`` arrays."""
+    return b'\x83\xa4type\xa6Return\xa3cid\x01\xa5value' + b'\x91' * depth + b'\x90'

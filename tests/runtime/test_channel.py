@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from tractor_subint.runtime._bootspec import BootSpec
-from tractor_subint.runtime._channel import MAX_FRAME, Channel
+from tractor_subint.runtime._channel import MAX_FRAME, Channel, ProtocolError
 from tractor_subint.runtime._codec import MsgpackCodec, get_codec
 from tractor_subint.runtime._msgs import Call, CancelActor, Return
 from tractor_subint.testing import trio_parent_test
@@ -48,7 +48,18 @@ async def test_eof_inside_a_frame_is_a_broken_channel():
 async def test_oversized_frame_is_refused_before_reading_it():
     right, raw = _channel_and_raw_peer()
     raw.sendall((MAX_FRAME + 1).to_bytes(4, 'big'))
-    with pytest.raises(trio.BrokenResourceError, match='exceeds'):
+    with pytest.raises(ProtocolError, match='exceeds'):
+        await right.recv()
+    raw.close()
+    await right.aclose()
+
+
+@pytest.mark.parametrize('body', [b'\xc1', b'\x91' * 100_000 + b'\x90'], ids=['garbage', 'too-deep'])
+@trio_parent_test(timeout=10)
+async def test_a_frame_that_does_not_decode_is_a_protocol_error(body):
+    right, raw = _channel_and_raw_peer()
+    raw.sendall(len(body).to_bytes(4, 'big') + body)
+    with pytest.raises(ProtocolError, match='does not decode'):
         await right.recv()
     raw.close()
     await right.aclose()

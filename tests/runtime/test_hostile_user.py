@@ -3,6 +3,8 @@ fault gives a clear error where the call was made, loses nothing, hangs
 nothing and leaves no process behind; the actor survives whatever it can."""
 from __future__ import annotations
 
+import signal
+
 import actor_targets
 import hostile_targets
 import pytest
@@ -171,3 +173,44 @@ async def test_a_boot_failure_names_its_root_cause_in_a_short_message(start_meth
     assert 'rc=' in lines[1]
     assert err.traceback is not None and 'Traceback (most recent call last)' in err.traceback
     assert err.root_cause == lines[0].split(': ', 1)[1]
+
+
+# -- 13. bytes the parent cannot decode, values nested too deep ------------------
+
+@trio_parent_test(timeout=20)
+async def test_a_value_nested_too_deep_to_send_is_a_remote_error(start_method):
+    async with ts.open_nursery() as an:
+        portal = await an.start_actor('hostile', enable_modules=MODULES)
+        with trio.fail_after(5):
+            with pytest.raises(ts.RemoteActorError) as info:
+                await portal.run(hostile_targets.nested_list, depth=100_000)
+        assert info.value.type_name == 'RecursionError'
+        assert await portal.run(actor_targets.add, a=1, b=2) == 3
+        await portal.cancel_actor()
+    assert not_reaped([portal.pid]) == []
+
+
+@pytest.mark.parametrize(
+    'body',
+    [b'\xc1 not msgpack', hostile_targets.deeply_nested_msgpack(100_000)],
+    ids=['garbage', 'nested-100000-deep'],
+)
+@trio_parent_test(timeout=20)
+async def test_a_child_writing_an_undecodable_frame_is_killed_and_named(start_method, body):
+    with pytest.raises(ts.ActorFailure) as info:
+        with trio.fail_after(5):  # the parent's loop never blocks on the bytes
+            async with ts.open_nursery() as an:
+                portal = await an.start_actor('hostile', enable_modules=MODULES)
+                with pytest.raises(ts.ActorFailure) as pending:
+                    await portal.run(hostile_targets.write_to_parent_socket, body=body)
+    assert 'it sent what the protocol does not allow' in str(pending.value)
+    assert 'does not decode' in str(pending.value)
+    assert pending.value.exit_status is not None
+    assert pending.value.exit_status.signal == signal.SIGKILL
+    assert 'was killed' in str(info.value)  # the nursery says so too
+    assert not_reaped([portal.pid]) == []
+    # The parent is still usable: a new tree spawns and answers.
+    async with ts.open_nursery() as an:
+        again = await an.start_actor('again', enable_modules=MODULES)
+        assert await again.run(actor_targets.add, a=1, b=2) == 3
+        await again.cancel_actor()

@@ -16,7 +16,7 @@ import trio
 
 from ..spawn import SpawnTree, cancel_on_forwarded_signal, current_tree, describe_cancel_byte, open_tree
 from ._bootspec import BootSpec, Uid
-from ._channel import Channel
+from ._channel import Channel, ProtocolError
 from ._errors import box_error
 from ._log import log
 from ._msgs import Call, CancelAck, CancelActor, CancelCall, Failed, Return, StreamEnd, Yield
@@ -120,6 +120,9 @@ class Actor:
                     return 'cancelled by parent'
         except trio.BrokenResourceError:
             pass
+        except ProtocolError as exc:
+            log.error('the parent sent what this actor cannot read: %s', exc)
+            return f'the parent broke the protocol ({exc})'
         return 'parent hung up'
 
     async def _run_call(self, chan: Channel, msg: Call) -> None:

@@ -15,6 +15,13 @@ from ._codec import Codec
 from ._msgs import Msg
 
 _HEADER = struct.Struct('>I')
+
+
+class ProtocolError(Exception):
+    """The peer sent a frame that does not decode (garbage bytes on the
+    socket, a value nested too deep to decode): the stream cannot be trusted
+    past it, so the channel is done."""
+
 MAX_FRAME = 64 * 1024 * 1024
 """Frames larger than this are refused: a corrupt length must not allocate GBs."""
 
@@ -46,8 +53,15 @@ class Channel:
         header = await self._read_exactly(_HEADER.size, first=True)
         (length,) = _HEADER.unpack(header)
         if length > MAX_FRAME:
-            raise trio.BrokenResourceError(f'incoming frame of {length} bytes exceeds {MAX_FRAME}')
-        return self._codec.decode(await self._read_exactly(length, first=False))
+            raise ProtocolError(f'incoming frame of {length} bytes exceeds the {MAX_FRAME}-byte limit')
+        body = await self._read_exactly(length, first=False)
+        try:
+            return self._codec.decode(body)
+        except Exception as exc:  # the codec's own errors, RecursionError, ...
+            raise ProtocolError(
+                f'a {length}-byte frame does not decode: {type(exc).__name__}: {exc} '
+                f'(starts {body[:16]!r})'
+            ) from exc
 
     async def _read_exactly(self, n: int, *, first: bool) -> bytes:
         while len(self._buffer) < n:

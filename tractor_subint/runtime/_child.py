@@ -29,7 +29,7 @@ import trio
 from ..spawn import ChildExitStatus, ProcessHandle
 from ._bootspec import Uid
 from ._calls import Calls
-from ._channel import Channel
+from ._channel import Channel, ProtocolError
 from ._errors import ActorFailure, RemoteActorError
 from ._log import log
 from ._msgs import CancelAck, CancelActor
@@ -85,6 +85,8 @@ class ChildActor:
         """Whether the child acknowledged the graceful cancel."""
         self.done = trio.Event()
         """Set once the child is gone and its channel closed."""
+        self.protocol_error: ProtocolError | None = None
+        """Why the child was killed for what it sent, if it was."""
         self._run_call: PendingCall | None = None
         self._on_failure = on_failure
         self._cancel_ack = trio.Event()
@@ -108,6 +110,11 @@ class ChildActor:
 
     async def wait_exited(self) -> None:
         await self._exited.wait()
+
+    def gone_reason(self) -> str:
+        if self.protocol_error is not None:
+            return self.protocol_failure_text()
+        return 'went away while a call was pending'
 
     async def result(self) -> Any:
         if self._run_call is None:
@@ -152,9 +159,15 @@ class ChildActor:
 
     def exit_failure(self) -> ActorFailure | None:
         """After :meth:`supervise`: the error an exit nobody asked for is."""
+        if self.protocol_error is not None:
+            return ActorFailure(self.name, self.protocol_failure_text(), self.exit_status)
         if self.cancel_requested or self._result is not None:
             return None
         return ActorFailure(self.name, 'exited unexpectedly', self.exit_status)
+
+    def protocol_failure_text(self) -> str:
+        return f'was killed: it sent what the protocol does not allow ({self.protocol_error})'
+
 
     async def _receive_loop(self) -> None:
         try:
@@ -165,6 +178,12 @@ class ChildActor:
                     self.calls.deliver(msg)
         except trio.BrokenResourceError:
             pass
+        except ProtocolError as exc:
+            # Nothing it sends can be trusted any more (not even a cancel
+            # ack): it is killed, and its calls and its nursery learn why.
+            log.error('%s broke the protocol, killing it: %s', self.name, exc)
+            self.protocol_error = exc
+            self.process.kill()
         finally:
             self.calls.close()
 

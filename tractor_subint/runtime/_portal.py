@@ -37,6 +37,10 @@ class ChildLink(Protocol):
     @property
     def exit_status(self) -> ChildExitStatus | None: ...
 
+    def gone_reason(self) -> str:
+        """Why the child went away, as the tail of "actor X ..."."""
+        ...
+
     async def wait_exited(self) -> None:
         """Until the child process has exited."""
         ...
@@ -139,7 +143,7 @@ class Portal:
         cancelled (the nursery may have noticed the exit too)."""
         with trio.move_on_after(GONE_GRACE, shield=True):
             await self._child.wait_exited()
-        return ActorFailure(self.name, 'went away while a call was pending', self._child.exit_status)
+        return ActorFailure(self.name, self._child.gone_reason(), self._child.exit_status)
 
     async def _next(self, replies: trio.MemoryReceiveChannel[Msg]) -> Msg:
         """The next reply of a call; :class:`ActorFailure` if the child went away."""

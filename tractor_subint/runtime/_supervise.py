@@ -23,7 +23,7 @@ from . import _testhooks
 from ._actor import Actor
 from ._boot import ENTRY
 from ._bootspec import BootSpec, Uid
-from ._channel import Channel
+from ._channel import Channel, ProtocolError
 from ._child import ChildActor
 from ._codec import get_codec
 from ._errors import ActorFailure, RemoteActorError
@@ -177,10 +177,13 @@ class ActorNursery:
         """Wait for the child's first message. It cannot be missed: the
         socket existed before the child ran, so an early hello waits in its
         buffer, and a child that dies first closes its end (EOF)."""
+        protocol_error = None
         try:
             msg = await chan.recv()
         except (trio.EndOfChannel, trio.BrokenResourceError):
             msg = None
+        except ProtocolError as exc:
+            msg, protocol_error = None, exc
         if isinstance(msg, Ready):
             log.debug('%s (pid %d) is ready', name, process.pid)
             return
@@ -191,6 +194,8 @@ class ActorNursery:
         status = process.exit_status
         if isinstance(msg, BootFailed):
             raise ActorFailure(name, 'failed to boot', status, remote_error=RemoteActorError(msg.error))
+        if protocol_error is not None:
+            raise ActorFailure(name, f'was killed during boot: it sent {protocol_error}', status)
         raise ActorFailure(name, 'died before it was ready', status)
 
     # -- supervision ------------------------------------------------------------
