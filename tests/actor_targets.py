@@ -117,6 +117,10 @@ def surroundings(env_var: str, say: str = '') -> dict[str, object]:
     }
 
 
+def echo_sys_path() -> list[str]:
+    return list(sys.path)
+
+
 def raise_boom(message: str) -> None:
     raise BoomError(message)
 

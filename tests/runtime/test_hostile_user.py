@@ -3,7 +3,9 @@ fault gives a clear error where the call was made, loses nothing, hangs
 nothing and leaves no process behind; the actor survives whatever it can."""
 from __future__ import annotations
 
+import os
 import signal
+import sys
 
 import actor_targets
 import hostile_targets
@@ -214,3 +216,18 @@ async def test_a_child_writing_an_undecodable_frame_is_killed_and_named(start_me
         again = await an.start_actor('again', enable_modules=MODULES)
         assert await again.run(actor_targets.add, a=1, b=2) == 3
         await again.cancel_actor()
+
+
+# -- 14. a parent with a very long sys.path ---------------------------------------
+
+@trio_parent_test(timeout=30)
+async def test_a_parent_with_a_200_kib_sys_path_can_spawn(start_method, monkeypatch):
+    padding = [f'/nonexistent/tractor-subint-padding/{i:06d}' for i in range(5000)]
+    monkeypatch.setattr(sys, 'path', [*sys.path, *padding])
+    assert len(os.pathsep.join(sys.path)) > 200 * 1024  # beyond one argv/env string
+    async with ts.open_nursery() as an:
+        portal = await an.start_actor('long-path', enable_modules=MODULES)
+        child_path = await portal.run(actor_targets.echo_sys_path)
+        await portal.cancel_actor()
+    assert child_path[-len(padding):] == padding
+    assert not_reaped([portal.pid]) == []
