@@ -80,7 +80,8 @@ class ActorNursery:
 
     @property
     def children(self) -> list[Portal]:
-        """The portals of the children spawned so far."""
+        """The portals of the children not yet reaped (started, running, or
+        being cancelled); a child leaves this list once it is gone."""
         return [child.portal for child in self._children]
 
     async def start_actor(self, name: str, *, enable_modules: list[str] | tuple[str, ...] = ()) -> Portal:
@@ -205,6 +206,10 @@ class ActorNursery:
         failure = child.exit_failure()
         if failure is not None:
             self._fail(failure)
+        # Reaped: the nursery lets go of it (a long-lived nursery must not
+        # keep every finished child). Its portal, for as long as the caller
+        # keeps it, still answers wait_for_result() and says how it ended.
+        self._children.remove(child)
 
     def _fail(self, error: BaseException) -> None:
         """One-cancels-all: record ``error``, cancel the body and every child."""
