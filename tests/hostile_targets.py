@@ -82,3 +82,40 @@ def nested_list(depth: int) -> list[object]:
 def deeply_nested_msgpack(depth: int) -> bytes:
     """A well-formed msgpack reply frame whose value nests ``depth`` arrays."""
     return b'\x83\xa4type\xa6Return\xa3cid\x01\xa5value' + b'\x91' * depth + b'\x90'
+
+
+# -- a fast producer whose progress the test can ask about --------------------
+
+_sent: dict[str, int] = {}
+_sent_changed: dict[str, object] = {}
+
+
+async def produce(key: str, n: int):
+    """Yield ``0..n-1`` as fast as the stream takes them. The count of items
+    handed over is updated when the generator resumes after each yield: by
+    then that item has been sent."""
+    import trio
+
+    _sent[key] = 0
+    for i in range(n):
+        yield i
+        _sent[key] = i + 1
+        event = _sent_changed.pop(key, None)
+        if isinstance(event, trio.Event):
+            event.set()
+
+
+async def wait_sent(key: str, at_least: int) -> int:
+    """Return the number of items ``produce(key)`` has sent, once it is at
+    least ``at_least``."""
+    import trio
+
+    while _sent.get(key, 0) < at_least:
+        event = _sent_changed.setdefault(key, trio.Event())
+        assert isinstance(event, trio.Event)
+        await event.wait()
+    return _sent[key]
+
+
+def sent(key: str) -> int:
+    return _sent.get(key, 0)

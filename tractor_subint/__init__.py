@@ -21,6 +21,8 @@ __all__ = [
     'Portal',
     'RemoteActorError',
     'SpawnMethodKey',
+    'StreamOverrun',
+    'ValueDecodeError',
     'current_actor',
     'current_start_method',
     'open_nursery',
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from .runtime import MsgStream as MsgStream
     from .runtime import Portal as Portal
     from .runtime import RemoteActorError as RemoteActorError
+    from .runtime import StreamOverrun as StreamOverrun
+    from .runtime import ValueDecodeError as ValueDecodeError
     from .runtime import current_actor as current_actor
     from .runtime import open_nursery as open_nursery
     from .spawn import SpawnMethodKey as SpawnMethodKey
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
 __getattr__ = lazy_getattr(__name__, {
     '.runtime': (
         'Actor', 'ActorFailure', 'ActorNursery', 'MsgStream', 'Portal', 'RemoteActorError',
-        'current_actor', 'open_nursery',
+        'StreamOverrun', 'ValueDecodeError', 'current_actor', 'open_nursery',
     ),
     '.spawn': ('SpawnMethodKey', 'current_start_method', 'try_set_start_method'),
 })

@@ -8,8 +8,8 @@ import trio
 
 from tractor_subint.runtime._bootspec import BootSpec
 from tractor_subint.runtime._channel import MAX_FRAME, Channel, ProtocolError
-from tractor_subint.runtime._codec import MsgpackCodec, get_codec
-from tractor_subint.runtime._msgs import Call, CancelActor, Return
+from tractor_subint.runtime._codec import MsgpackCodec, UndecodableValue, get_codec, reply_header
+from tractor_subint.runtime._msgs import Call, CancelActor, Return, Yield
 from tractor_subint.testing import trio_parent_test
 
 
@@ -54,13 +54,28 @@ async def test_oversized_frame_is_refused_before_reading_it():
     await right.aclose()
 
 
-@pytest.mark.parametrize('body', [b'\xc1', b'\x91' * 100_000 + b'\x90'], ids=['garbage', 'too-deep'])
 @trio_parent_test(timeout=10)
-async def test_a_frame_that_does_not_decode_is_a_protocol_error(body):
+async def test_a_frame_that_does_not_decode_is_a_protocol_error():
     right, raw = _channel_and_raw_peer()
-    raw.sendall(len(body).to_bytes(4, 'big') + body)
+    raw.sendall((1).to_bytes(4, 'big') + b'\xc1')
     with pytest.raises(ProtocolError, match='does not decode'):
         await right.recv()
+    raw.close()
+    await right.aclose()
+
+
+@trio_parent_test(timeout=10)
+async def test_a_reply_whose_value_does_not_decode_leaves_the_channel_in_step():
+    right, raw = _channel_and_raw_peer()
+    deep = b'\x83\xa4type\xa6Return\xa3cid\x07\xa5value' + b'\x91' * 100_000 + b'\x90'
+    ok = MsgpackCodec().encode(Return(8, 'fine'))
+    for body in (deep, ok):
+        raw.sendall(len(body).to_bytes(4, 'big') + body)
+    with pytest.raises(UndecodableValue) as info:
+        await right.recv()
+    assert (info.value.cid, info.value.kind) == (7, 'Return')
+    assert isinstance(info.value.cause, RecursionError)
+    assert await right.recv() == Return(8, 'fine')
     raw.close()
     await right.aclose()
 
@@ -76,3 +91,14 @@ def test_codec_registry_and_boot_spec():
         get_codec('pickle')
     spec = BootSpec('a', ('a', 'f' * 32), ['m'], 'trio', ['/x'])
     assert BootSpec.from_bytes(spec.to_bytes()) == spec
+
+
+@pytest.mark.parametrize('cid', [1, 127, 128, 300, 70_000, 2**40])
+@pytest.mark.parametrize('kind', [Return, Yield])
+def test_a_reply_s_call_id_is_read_without_decoding_its_value(kind, cid):
+    assert reply_header(MsgpackCodec().encode(kind(cid, [[[1]]]))) == (kind.__name__, cid)
+
+
+@pytest.mark.parametrize('data', [b'', b'\xc1', MsgpackCodec().encode(CancelActor())])
+def test_anything_but_a_reply_has_no_reply_header(data):
+    assert reply_header(data) is None

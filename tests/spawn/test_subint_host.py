@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import _interpreters
+import os
 
 import pytest
 import trio
@@ -131,3 +132,30 @@ def test_a_printable_exception_crosses_unchanged():
     with pytest.raises(SubintExecError) as err:
         run_subint_in_worker_thread("raise ValueError('plain text: \\u00e9')\n")
     assert (err.value.type_name, err.value.message) == ('ValueError', 'plain text: \u00e9')
+
+
+_SPY_ON_SUBPROCESSES = '''
+import os, subprocess
+_real_init = subprocess.Popen.__init__
+def _spy(self, args, *rest, **kwargs):
+    os.write(__tractor_subint_test_fd__, (repr(args) + '\\n').encode())
+    return _real_init(self, args, *rest, **kwargs)
+subprocess.Popen.__init__ = _spy
+import trio
+'''
+
+
+def test_importing_trio_in_a_subint_starts_no_subprocess():
+    # Unseeded, trio's import runs `/sbin/ldconfig -p` (ctypes.util.find_library):
+    # a process per actor, orphaned if the actor is killed meanwhile.
+    read_fd, write_fd = os.pipe()
+    try:
+        run_subint_in_worker_thread(_SPY_ON_SUBPROCESSES, shared={'__tractor_subint_test_fd__': write_fd})
+        os.close(write_fd)
+        write_fd = -1
+        started = os.read(read_fd, 65536).decode()
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+    assert started == ''

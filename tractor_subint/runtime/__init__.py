@@ -29,6 +29,8 @@ __all__ = [
     'PendingCall',
     'Portal',
     'RemoteActorError',
+    'StreamOverrun',
+    'ValueDecodeError',
     'current_actor',
     'open_nursery',
 ]
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from ._child import TERMINATE_TIMEOUT as TERMINATE_TIMEOUT
     from ._errors import ActorFailure as ActorFailure
     from ._errors import RemoteActorError as RemoteActorError
+    from ._errors import StreamOverrun as StreamOverrun
+    from ._errors import ValueDecodeError as ValueDecodeError
     from ._portal import MsgStream as MsgStream
     from ._portal import PendingCall as PendingCall
     from ._portal import Portal as Portal
@@ -50,7 +54,7 @@ if TYPE_CHECKING:
 __getattr__ = lazy_getattr(__name__, {
     '._actor': ('Actor',),
     '._child': ('CANCEL_ACK_TIMEOUT', 'CANCEL_EXIT_TIMEOUT', 'TERMINATE_TIMEOUT'),
-    '._errors': ('ActorFailure', 'RemoteActorError'),
+    '._errors': ('ActorFailure', 'RemoteActorError', 'StreamOverrun', 'ValueDecodeError'),
     '._portal': ('MsgStream', 'PendingCall', 'Portal'),
     '._state': ('current_actor',),
     '._supervise': ('ActorNursery', 'open_nursery'),

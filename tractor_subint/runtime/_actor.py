@@ -19,7 +19,7 @@ from ._bootspec import BootSpec, Uid
 from ._channel import Channel, ProtocolError
 from ._errors import box_error
 from ._log import log
-from ._msgs import Call, CancelAck, CancelActor, CancelCall, Failed, Return, StreamEnd, Yield
+from ._msgs import Call, CancelAck, CancelActor, CancelCall, Credit, Failed, Return, StreamEnd, Yield
 from ._targets import resolve
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
@@ -28,6 +28,25 @@ _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 class ChannelLost(RuntimeError):
     """This actor's end of its channel was closed under it (by user code):
     it cannot answer its parent any more, so it ends."""
+
+
+class _StreamCredit:
+    """How many more items a stream may send before the parent's next
+    :class:`Credit`: the producer waits at zero (flow control)."""
+
+    def __init__(self, window: int) -> None:
+        self.available = window
+        self._granted = trio.Event()
+
+    async def take(self) -> None:
+        while self.available <= 0:
+            await self._granted.wait()
+            self._granted = trio.Event()
+        self.available -= 1
+
+    def grant(self, n: int) -> None:
+        self.available += n
+        self._granted.set()
 
 
 class Actor:
@@ -39,6 +58,7 @@ class Actor:
         self.spec = spec
         self._owned_tree: SpawnTree | None = None
         self._calls: dict[int, trio.CancelScope] = {}
+        self._credits: dict[int, _StreamCredit] = {}
         self.open_nurseries = 0
         """Actor nurseries open in this actor (the root actor ends with the last)."""
         self.cancel_reason: str | None = None
@@ -108,6 +128,10 @@ class Actor:
             async for msg in chan:
                 if isinstance(msg, Call):
                     rpc.start_soon(self._run_call, chan, msg, name=f'rpc:{msg.qualname}')
+                elif isinstance(msg, Credit):
+                    credit = self._credits.get(msg.cid)
+                    if credit is not None:
+                        credit.grant(msg.n)
                 elif isinstance(msg, CancelCall):
                     scope = self._calls.get(msg.cid)
                     if scope is not None:
@@ -170,7 +194,15 @@ class Actor:
                 f'{msg.module}.{msg.qualname} is not an async generator function: '
                 f'open_stream_from() needs one'
             )
-        async with aclosing(agen):
-            async for value in agen:
-                await chan.send(Yield(msg.cid, value))
-        await chan.send(StreamEnd(msg.cid))
+        credit = _StreamCredit(msg.window) if msg.window > 0 else None
+        if credit is not None:
+            self._credits[msg.cid] = credit
+        try:
+            async with aclosing(agen):
+                async for value in agen:
+                    if credit is not None:
+                        await credit.take()  # the parent's buffer is full: wait
+                    await chan.send(Yield(msg.cid, value))
+            await chan.send(StreamEnd(msg.cid))
+        finally:
+            self._credits.pop(msg.cid, None)

@@ -9,6 +9,26 @@ import trio
 from ._msgs import Msg
 
 
+class Overrun:
+    """Put in a stream's reply channel, locally, in place of the item that
+    found its buffer full (``on_overrun='raise'``): nothing after it is kept."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+
+class LocalFailure:
+    """Put in a call's reply channel, locally, when its reply arrived but
+    could not be used here (its value does not decode): the call raises
+    ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+Reply = Msg | Overrun | LocalFailure
+
+
 class Calls:
     """Routes a child's replies to the calls waiting for them, by call id.
 
@@ -19,15 +39,21 @@ class Calls:
 
     def __init__(self) -> None:
         self._cids = itertools.count(1)
-        self._waiters: dict[int, trio.MemorySendChannel[Msg]] = {}
+        self._waiters: dict[int, trio.MemorySendChannel[Reply]] = {}
+        self._limits: dict[int, int] = {}
         self.closed = trio.Event()
         """Set once the child's channel has ended."""
 
-    def open(self) -> tuple[int, trio.MemoryReceiveChannel[Msg]]:
-        """A new call id and the stream its replies will arrive on."""
+    def open(self, *, limit: int | None = None) -> tuple[int, trio.MemoryReceiveChannel[Reply]]:
+        """A new call id and the stream its replies will arrive on. With
+        ``limit``, a reply that finds ``limit`` unread ones ahead of it is
+        replaced by an :class:`Overrun`, and the call's later replies are
+        dropped (the stream is over)."""
         cid = next(self._cids)
-        send, replies = trio.open_memory_channel[Msg](math.inf)
+        send, replies = trio.open_memory_channel[Reply](math.inf)
         self._waiters[cid] = send
+        if limit is not None:
+            self._limits[cid] = limit
         if self.closed.is_set():
             send.close()
         return cid, replies
@@ -35,16 +61,35 @@ class Calls:
     def forget(self, cid: int) -> None:
         """The caller is done with ``cid``: drop replies that still come."""
         send = self._waiters.pop(cid, None)
+        self._limits.pop(cid, None)
         if send is not None:
             send.close()
 
     def deliver(self, msg: Msg) -> None:
-        waiter = self._waiters.get(getattr(msg, 'cid', -1))
+        cid = getattr(msg, 'cid', -1)
+        waiter = self._waiters.get(cid)
+        if waiter is None:
+            return
+        limit = self._limits.get(cid)
+        reply: Reply = msg
+        if limit is not None and waiter.statistics().current_buffer_used >= limit:
+            reply = Overrun(limit)
+            del self._waiters[cid]  # nothing after the overrun is kept
+        try:
+            waiter.send_nowait(reply)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the caller gave up on this call
+        if reply is not msg:
+            waiter.close()
+
+    def fail(self, cid: int, error: Exception) -> None:
+        """Call ``cid`` raises ``error`` (its reply was unusable here)."""
+        waiter = self._waiters.get(cid)
         if waiter is not None:
             try:
-                waiter.send_nowait(msg)
+                waiter.send_nowait(LocalFailure(error))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # the caller gave up on this call
+                pass
 
     def close(self) -> None:
         self.closed.set()

@@ -11,7 +11,7 @@ import struct
 
 import trio
 
-from ._codec import Codec
+from ._codec import Codec, UndecodableValue
 from ._msgs import Msg
 
 _HEADER = struct.Struct('>I')
@@ -57,6 +57,8 @@ class Channel:
         body = await self._read_exactly(length, first=False)
         try:
             return self._codec.decode(body)
+        except UndecodableValue:
+            raise  # one call's problem: the stream is still in step
         except Exception as exc:  # the codec's own errors, RecursionError, ...
             raise ProtocolError(
                 f'a {length}-byte frame does not decode: {type(exc).__name__}: {exc} '

@@ -30,7 +30,8 @@ from ..spawn import ChildExitStatus, ProcessHandle
 from ._bootspec import Uid
 from ._calls import Calls
 from ._channel import Channel, ProtocolError
-from ._errors import ActorFailure, RemoteActorError
+from ._codec import UndecodableValue
+from ._errors import ActorFailure, RemoteActorError, ValueDecodeError
 from ._log import log
 from ._msgs import CancelAck, CancelActor
 from ._portal import PendingCall, Portal
@@ -171,7 +172,17 @@ class ChildActor:
 
     async def _receive_loop(self) -> None:
         try:
-            async for msg in self.channel:
+            while True:
+                try:
+                    msg = await self.channel.recv()
+                except UndecodableValue as exc:
+                    self.calls.fail(exc.cid, ValueDecodeError(
+                        f'actor {self.name!r} sent a {exc.kind} value that cannot be decoded '
+                        f'here: {type(exc.cause).__name__}: {exc.cause}'
+                    ))
+                    continue
+                except trio.EndOfChannel:
+                    break
                 if isinstance(msg, CancelAck):
                     self._cancel_ack.set()
                 else:

@@ -8,11 +8,27 @@ any interpreter can read which).
 """
 from __future__ import annotations
 
+import struct
 from typing import Protocol
 
 import msgspec
 
 from ._msgs import Msg
+
+
+class UndecodableValue(Exception):
+    """A well-formed reply (:class:`Return` or :class:`Yield`) whose value
+    does not decode here (e.g. nested too deep for the decoder). The frame
+    was read whole, so the channel is still in step: only call ``cid``
+    fails."""
+
+    def __init__(self, cid: int, kind: str, cause: BaseException) -> None:
+        self.cid = cid
+        self.kind = kind
+        self.cause = cause
+        super().__init__(
+            f'the value of a {kind} reply cannot be decoded here: {type(cause).__name__}: {cause}'
+        )
 
 
 class Codec(Protocol):
@@ -26,7 +42,9 @@ class Codec(Protocol):
         ...
 
     def decode(self, data: bytes) -> Msg:
-        """The message in ``data``."""
+        """The message in ``data``; :class:`UndecodableValue` when only a
+        reply's value is at fault; any other error for bytes that are not a
+        message."""
         ...
 
 
@@ -49,7 +67,34 @@ class MsgpackCodec:
             ) from exc
 
     def decode(self, data: bytes) -> Msg:
-        return self._decoder.decode(data)
+        try:
+            return self._decoder.decode(data)
+        except Exception as exc:
+            header = reply_header(data)
+            if header is None:
+                raise
+            raise UndecodableValue(header[1], header[0], exc) from exc
+
+
+_UINT_FORMATS = {0xCC: '>B', 0xCD: '>H', 0xCE: '>I', 0xCF: '>Q'}
+
+
+def reply_header(data: bytes) -> tuple[str, int] | None:
+    """``(tag, cid)`` of an encoded :class:`Return` or :class:`Yield`, read
+    from its first fields alone, without touching its value (which may be
+    what does not decode). msgspec writes a tagged struct as a map whose
+    first entries are ``type`` and then the fields in order: ``cid`` comes
+    before ``value``. None for anything else."""
+    for tag in ('Return', 'Yield'):
+        prefix = b'\x83\xa4type' + bytes([0xA0 | len(tag)]) + tag.encode() + b'\xa3cid'
+        if data.startswith(prefix):
+            rest = data[len(prefix):]
+            if rest and rest[0] < 0x80:  # positive fixint
+                return tag, rest[0]
+            fmt = _UINT_FORMATS.get(rest[0]) if rest else None
+            if fmt is not None and len(rest) > struct.calcsize(fmt):
+                return tag, int(struct.unpack_from(fmt, rest, 1)[0])
+    return None
 
 
 _CODECS = {'msgpack': MsgpackCodec}

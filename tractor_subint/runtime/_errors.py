@@ -122,6 +122,17 @@ MAX_TRACEBACK_CHARS = 65536
 (and a terminal); the cut is marked in the text."""
 
 
+class ValueDecodeError(Exception):
+    """A call's return value (or a stream item) arrived but cannot be decoded
+    here (e.g. nested deeper than the decoder goes). The actor is fine; only
+    that call (or stream) failed."""
+
+
+class StreamOverrun(Exception):
+    """A stream opened with ``on_overrun='raise'`` received more items than
+    its ``max_buffer`` before they were read."""
+
+
 def box_error(exc: BaseException, actor_uid: Uid) -> ErrorInfo:
     """Box ``exc`` (raised in the actor ``actor_uid``) for the wire.
 

@@ -1,6 +1,7 @@
 """The messages actors exchange, as ``msgspec.Struct`` types.
 
-Parent -> child: :class:`Call`, :class:`CancelCall`, :class:`CancelActor`.
+Parent -> child: :class:`Call`, :class:`Credit`, :class:`CancelCall`,
+:class:`CancelActor`.
 Child -> parent: :class:`Ready` or :class:`BootFailed` (once, first), then
 :class:`Return`, :class:`Yield`, :class:`StreamEnd`, :class:`Failed` (each
 tagged with the ``cid`` of the call it answers) and :class:`CancelAck`.
@@ -45,6 +46,17 @@ class Call(msgspec.Struct, tag=True, frozen=True):
     qualname: str
     kwargs: dict[str, Any]
     stream: bool = False
+    window: int = 0
+    """For a stream: how many items the child may send ahead of the
+    parent's :class:`Credit` (0: no flow control)."""
+
+
+class Credit(msgspec.Struct, tag=True, frozen=True):
+    """The parent consumed ``n`` more items of stream ``cid``: the child may
+    send ``n`` more."""
+
+    cid: int
+    n: int
 
 
 class CancelCall(msgspec.Struct, tag=True, frozen=True):
@@ -79,6 +91,7 @@ class Failed(msgspec.Struct, tag=True, frozen=True):
 
 
 Msg = (
-    Ready | BootFailed | Call | CancelCall | CancelActor | CancelAck
+    Ready | BootFailed | Call | Credit | CancelCall | CancelActor | CancelAck
     | Return | Yield | StreamEnd | Failed
 )
+

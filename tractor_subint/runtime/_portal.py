@@ -10,19 +10,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import trio
 
 from ..spawn import ChildExitStatus
 from ._bootspec import Uid
-from ._calls import Calls
+from ._calls import Calls, LocalFailure, Overrun, Reply
 from ._channel import Channel
-from ._errors import ActorFailure, RemoteActorError
-from ._msgs import Call, CancelCall, Failed, Msg, Return, StreamEnd, Yield
+from ._errors import ActorFailure, RemoteActorError, StreamOverrun
+from ._msgs import Call, CancelCall, Credit, Failed, Return, StreamEnd, Yield
 from ._targets import func_ref
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+DEFAULT_STREAM_BUFFER = 64
+"""Stream items that may wait unread in the parent (``max_buffer``)."""
+
+OverrunPolicy = Literal['wait', 'raise']
 
 GONE_GRACE = 1.0
 """Seconds a call whose child went away waits for the child's exit status."""
@@ -112,13 +117,31 @@ class Portal:
 
     @asynccontextmanager
     async def open_stream_from(
-        self, fn: Callable[..., object], **kwargs: Any
+        self,
+        fn: Callable[..., object],
+        *,
+        max_buffer: int = DEFAULT_STREAM_BUFFER,
+        on_overrun: OverrunPolicy = 'wait',
+        **kwargs: Any,
     ) -> AsyncIterator[MsgStream]:
         """Run the async generator function ``fn(**kwargs)`` in the actor and
         yield a stream of what it yields (``async for``). Leaving the block
-        early cancels the remote generator."""
-        async with self._open_stream_call(fn, kwargs) as (cid, replies):
-            stream = MsgStream(self, replies)
+        early cancels the remote generator.
+
+        At most ``max_buffer`` items wait here unread. When the buffer is
+        full, ``on_overrun='wait'`` (the default) makes the producer wait
+        until this side has read more (flow control); ``'raise'`` lets it run
+        free and ends the stream with :class:`StreamOverrun` here instead.
+        (``max_buffer`` and ``on_overrun`` are therefore not passed to ``fn``.)
+        """
+        if not isinstance(max_buffer, int) or isinstance(max_buffer, bool) or max_buffer < 1:
+            raise ValueError(f'max_buffer must be a positive int, not {max_buffer!r}')
+        if on_overrun not in ('wait', 'raise'):
+            raise ValueError(f"on_overrun must be 'wait' or 'raise', not {on_overrun!r}")
+        window = max_buffer if on_overrun == 'wait' else 0
+        limit = None if on_overrun == 'wait' else max_buffer
+        async with self._open_stream_call(fn, kwargs, window=window, limit=limit) as (cid, replies):
+            stream = MsgStream(self, cid, replies, window=window)
             try:
                 yield stream
             finally:
@@ -145,7 +168,7 @@ class Portal:
             await self._child.wait_exited()
         return ActorFailure(self.name, self._child.gone_reason(), self._child.exit_status)
 
-    async def _next(self, replies: trio.MemoryReceiveChannel[Msg]) -> Msg:
+    async def _next(self, replies: trio.MemoryReceiveChannel[Reply]) -> Reply:
         """The next reply of a call; :class:`ActorFailure` if the child went away."""
         try:
             return await replies.receive()
@@ -162,12 +185,12 @@ class Portal:
 
     @asynccontextmanager
     async def _open_stream_call(
-        self, fn: Callable[..., object], kwargs: dict[str, Any]
-    ) -> AsyncIterator[tuple[int, trio.MemoryReceiveChannel[Msg]]]:
+        self, fn: Callable[..., object], kwargs: dict[str, Any], *, window: int, limit: int | None,
+    ) -> AsyncIterator[tuple[int, trio.MemoryReceiveChannel[Reply]]]:
         ref = func_ref(fn)
-        cid, replies = self._calls.open()
+        cid, replies = self._calls.open(limit=limit)
         try:
-            await self._send_call(Call(cid, *ref, kwargs, True))
+            await self._send_call(Call(cid, *ref, kwargs, True, window))
             yield cid, replies
         finally:
             self._calls.forget(cid)
@@ -176,7 +199,7 @@ class Portal:
 class PendingCall:
     """A call sent by :meth:`Portal.submit`, whose result is still to come."""
 
-    def __init__(self, portal: Portal, cid: int, replies: trio.MemoryReceiveChannel[Msg]) -> None:
+    def __init__(self, portal: Portal, cid: int, replies: trio.MemoryReceiveChannel[Reply]) -> None:
         self._portal = portal
         self._cid = cid
         self._replies = replies
@@ -193,10 +216,16 @@ class PendingCall:
 class MsgStream:
     """The receiving end of :meth:`Portal.open_stream_from`."""
 
-    def __init__(self, portal: Portal, replies: trio.MemoryReceiveChannel[Msg]) -> None:
+    def __init__(
+        self, portal: Portal, cid: int, replies: trio.MemoryReceiveChannel[Reply], *, window: int,
+    ) -> None:
         self._portal = portal
+        self._cid = cid
         self._replies = replies
+        self._window = window
+        self._unacknowledged = 0
         self.finished = False
+        """Whether the remote generator is done (ended, failed, or gone)."""
 
     def __aiter__(self) -> MsgStream:
         return self
@@ -206,17 +235,41 @@ class MsgStream:
             raise StopAsyncIteration
         msg = await self._portal._next(self._replies)
         if isinstance(msg, Yield):
+            await self._acknowledge()
             return msg.value
+        if isinstance(msg, LocalFailure):
+            raise msg.error  # not finished: leaving the block cancels the generator
+        if isinstance(msg, Overrun):
+            # Not finished: leaving the block cancels the remote generator.
+            raise StreamOverrun(
+                f'{self._portal.name}: more than {msg.limit} stream items arrived unread '
+                f"(on_overrun='raise'); read faster, raise max_buffer, or use on_overrun='wait'"
+            )
         self.finished = True
         if isinstance(msg, StreamEnd):
             raise StopAsyncIteration
         _unwrap(msg)
         raise StopAsyncIteration
 
+    async def _acknowledge(self) -> None:
+        """Flow control: give the producer credit for what was read, in
+        batches of half the window (one small message per batch)."""
+        if not self._window:
+            return
+        self._unacknowledged += 1
+        if self._unacknowledged >= max(1, self._window // 2):
+            n, self._unacknowledged = self._unacknowledged, 0
+            try:
+                await self._portal.channel.send(Credit(self._cid, n))
+            except _GONE:
+                pass  # the child is gone: the stream ends with its next read
 
-def _unwrap(msg: Msg) -> Any:
+
+def _unwrap(msg: Reply) -> Any:
     if isinstance(msg, Return):
         return msg.value
+    if isinstance(msg, LocalFailure):
+        raise msg.error
     if isinstance(msg, Failed):
         raise RemoteActorError(msg.error)
     raise RuntimeError(f'unexpected reply {type(msg).__name__}')
