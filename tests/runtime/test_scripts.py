@@ -15,7 +15,7 @@ import pytest
 import trio
 from _rt_helpers import ScriptProcess, kill_quietly, reap_zombies, script_env, wait_pids_gone
 
-from tractor_subint.runtime import CANCEL_ACK_TIMEOUT
+from tractor_subint.runtime import CANCEL_ACK_TIMEOUT, TERMINATE_TIMEOUT
 from tractor_subint.testing import trio_parent_test
 
 LIFELINE_BOUND = 2.0
@@ -141,6 +141,32 @@ async def test_sigint_to_root_exits_the_whole_tree(start_method, tmp_path, targe
             f'(documented: {SIGINT_BOUND}s; allowed with CI slack: {SIGINT_BOUND + SIGINT_SLACK}s)'
         )
         assert survivors == [], f'left behind after the root exited: {survivors}'
+    finally:
+        await _cleanup(script, pids)
+
+
+@trio_parent_test(timeout=30)
+async def test_ctrl_c_inside_the_runtime_s_own_nurseries_is_a_plain_interrupt(start_method, tmp_path, fifo):
+    """Ctrl-C (to the whole process group) while the root is inside
+    ``an.cancel()``, waiting on an actor stuck in a blocking call: trio
+    raises it inside the runtime's internal nurseries, which must not hand
+    it back wrapped in a group (status 1) instead of status 130."""
+    script = await ScriptProcess.start(
+        'interrupt_while_cancelling.py', script_env(start_method), tmp_path, fifo.path,
+    )
+    pids: list[int] = []
+    try:
+        with trio.fail_after(20):
+            pids = (await script.read_json_after('CANCELLING'))['actors']
+        os.killpg(script.proc.pid, signal.SIGINT)
+        with trio.move_on_after(SIGINT_BOUND + CANCEL_ACK_TIMEOUT + TERMINATE_TIMEOUT + SIGINT_SLACK):
+            rest = await script.read_rest()
+            rc = await script.proc.wait()
+        assert script.proc.returncode is not None, f'root still running\n{script.describe()}'
+        assert rc == 130, f'rc={rc}\n{script.describe()}'
+        assert rest == ['INTERRUPTED'], script.describe()
+        assert 'Group' not in script.stderr(), script.describe()
+        assert await wait_pids_gone(pids, timeout=0.5) == []
     finally:
         await _cleanup(script, pids)
 

@@ -35,31 +35,25 @@ _interrupted_at: list[float] = []
 async def main() -> None:
     async with ts.open_nursery() as an:
         child = await an.start_actor('child', enable_modules=['actor_targets'])
-        try:
-            async with trio.open_nursery() as tn:
-                tn.start_soon(partial(
-                    child.run, actor_targets.hold_grandchild,
-                    blocking='--blocking-leaf' in sys.argv,
-                ))
-                grandchild = await child.run(actor_targets.wait_published, key='grandchild_pid')
-                ready = {
-                    'root': os.getpid(),
-                    'actors': [child.pid, grandchild],
-                    'descendants': sorted(info.pid for info in descendants()),
-                }
-                print('READY', json.dumps(ready), flush=True)
-                try:
-                    await trio.sleep_forever()
-                except KeyboardInterrupt:
-                    _interrupted_at.append(time.monotonic())
-                    raise
-        except BaseExceptionGroup as group:
-            # This script's own task nursery wraps the Ctrl-C: hand the actor
-            # nursery a plain KeyboardInterrupt, as a sleeping body would.
-            interrupt, rest = group.split(KeyboardInterrupt)
-            if interrupt is not None and rest is None:
-                raise KeyboardInterrupt from None
-            raise
+        # This script's own task nursery wraps the Ctrl-C in a group, as any
+        # user's would: the actor nursery hands it back as a plain one.
+        async with trio.open_nursery() as tn:
+            tn.start_soon(partial(
+                child.run, actor_targets.hold_grandchild,
+                blocking='--blocking-leaf' in sys.argv,
+            ))
+            grandchild = await child.run(actor_targets.wait_published, key='grandchild_pid')
+            ready = {
+                'root': os.getpid(),
+                'actors': [child.pid, grandchild],
+                'descendants': sorted(info.pid for info in descendants()),
+            }
+            print('READY', json.dumps(ready), flush=True)
+            try:
+                await trio.sleep_forever()
+            except KeyboardInterrupt:
+                _interrupted_at.append(time.monotonic())
+                raise
 
 
 if __name__ == '__main__':

@@ -32,6 +32,7 @@ from ._calls import Calls
 from ._channel import Channel, ProtocolError
 from ._codec import UndecodableValue
 from ._errors import ActorFailure, RemoteActorError, ValueDecodeError
+from ._interrupts import interrupts_unwrapped
 from ._log import log
 from ._msgs import CancelAck, CancelActor
 from ._portal import PendingCall, Portal
@@ -47,12 +48,13 @@ leaked copy)."""
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 async def _first_of(*waits: Callable[[], Any]) -> None:
-    async with trio.open_nursery() as nursery:
-        for wait in waits:
-            async def run(wait: Callable[[], Any] = wait) -> None:
-                await wait()
-                nursery.cancel_scope.cancel()
-            nursery.start_soon(run)
+    with interrupts_unwrapped():
+        async with trio.open_nursery() as nursery:
+            for wait in waits:
+                async def run(wait: Callable[[], Any] = wait) -> None:
+                    await wait()
+                    nursery.cancel_scope.cancel()
+                nursery.start_soon(run)
 
 
 class ChildActor:
@@ -221,8 +223,15 @@ class ChildActor:
         with trio.CancelScope(shield=True):
             if not self._stopping:
                 self._stopping = True
-                if not self._exited.is_set():
-                    await self._climb_ladder()
+                try:
+                    if not self._exited.is_set():
+                        await self._climb_ladder()
+                except BaseException:
+                    # Interrupted (Ctrl-C lands even in shielded code): the
+                    # next stop() climbs again instead of waiting for an
+                    # exit that nobody is still arranging.
+                    self._stopping = False
+                    raise
             await self._exited.wait()
         return self.acked
 

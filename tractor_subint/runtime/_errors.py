@@ -81,10 +81,13 @@ class ActorFailure(Exception):
         exit_status: ChildExitStatus | None,
         *,
         remote_error: RemoteActorError | None = None,
+        stop_requested: bool = False,
     ) -> None:
         self.name = name
         self.exit_status = exit_status
         self.remote_error = remote_error
+        self.stop_requested = stop_requested
+        """Whether its parent had asked it to stop (the end was the parent's doing)."""
         status = exit_status.summary() if exit_status else 'exit status unknown'
         text = f'actor {name!r} {what}: {status}'
         cause = self.root_cause

@@ -42,6 +42,11 @@ class ChildLink(Protocol):
     @property
     def exit_status(self) -> ChildExitStatus | None: ...
 
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether the parent asked the child to stop."""
+        ...
+
     def gone_reason(self) -> str:
         """Why the child went away, as the tail of "actor X ..."."""
         ...
@@ -166,7 +171,10 @@ class Portal:
         cancelled (the nursery may have noticed the exit too)."""
         with trio.move_on_after(GONE_GRACE, shield=True):
             await self._child.wait_exited()
-        return ActorFailure(self.name, self._child.gone_reason(), self._child.exit_status)
+        return ActorFailure(
+            self.name, self._child.gone_reason(), self._child.exit_status,
+            stop_requested=self._child.cancel_requested,
+        )
 
     async def _next(self, replies: trio.MemoryReceiveChannel[Reply]) -> Reply:
         """The next reply of a call; :class:`ActorFailure` if the child went away."""

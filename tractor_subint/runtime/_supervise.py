@@ -27,6 +27,7 @@ from ._channel import Channel, ProtocolError
 from ._child import ChildActor
 from ._codec import get_codec
 from ._errors import ActorFailure, RemoteActorError
+from ._interrupts import ended_by_sigint, interrupts_unwrapped, plain_interrupt
 from ._log import log
 from ._msgs import BootFailed, Ready
 from ._portal import Portal
@@ -111,7 +112,7 @@ class ActorNursery:
         """Cancel every child (the kill ladder, concurrently); return once
         all of them are gone."""
         self.cancelled = True
-        with trio.CancelScope(shield=True):
+        with trio.CancelScope(shield=True), interrupts_unwrapped():
             async with trio.open_nursery() as nursery:
                 for child in self._children:
                     nursery.start_soon(child.stop)
@@ -232,7 +233,7 @@ class ActorNursery:
             # (Usually the root's own KeyboardInterrupt has them marked as
             # cancelled first; this covers a root whose loop was blocked when
             # the signal landed, so their exits were noticed before it.)
-            errors = [e for e in errors if not _exited_on_sigint(e)]
+            errors = [e for e in errors if not ended_by_sigint(e)]
         if body_error is not None and not isinstance(body_error, trio.Cancelled):
             errors.insert(0, body_error)
         if not errors:
@@ -244,11 +245,6 @@ class ActorNursery:
                 raise body_error
             raise errors[0]
         raise BaseExceptionGroup(f'{len(errors)} errors in actor nursery', errors)
-
-
-def _exited_on_sigint(error: BaseException) -> bool:
-    status = error.exit_status if isinstance(error, ActorFailure) else None
-    return status is not None and status.returncode in (130, -2)
 
 
 async def _kill_and_reap(process: ProcessHandle) -> None:
@@ -286,14 +282,14 @@ async def open_nursery(
                 with trio.CancelScope() as an._body_scope:
                     yield an
             except BaseException as exc:
-                body_error = exc
+                body_error = plain_interrupt(exc)
                 await an.cancel()
             else:
                 try:
                     with trio.CancelScope(shield=an.cancelled):
                         await an._join()
                 except BaseException as exc:  # cancelled from outside while joining
-                    body_error = exc
+                    body_error = plain_interrupt(exc)
                     await an.cancel()
             finally:
                 an._closed = True
