@@ -79,9 +79,13 @@ def nested_list(depth: int) -> list[object]:
     return value
 
 
-def deeply_nested_msgpack(depth: int) -> bytes:
-    """A well-formed msgpack reply frame whose value nests ``depth`` arrays."""
-    return b'\x83\xa4type\xa6Return\xa3cid\x01\xa5value' + b'\x91' * depth + b'\x90'
+def deeply_nested_msgpack(depth: int, cid: int = 1) -> bytes:
+    """A well-formed msgpack ``Return`` for call ``cid`` (< 128) whose value
+    nests ``depth`` arrays: ``[tag, cid, value]``, written by hand (an
+    encoder refuses to build it)."""
+    from tractor_subint.runtime._msgs import RETURN_TAG
+
+    return bytes([0x93, RETURN_TAG, cid]) + b'\x91' * depth + b'\x90'
 
 
 # -- a fast producer whose progress the test can ask about --------------------

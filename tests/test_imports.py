@@ -75,3 +75,30 @@ def test_the_boot_spec_reads_without_msgspec_in_an_isolated_subinterpreter():
     finally:
         _interpreters.destroy(interp)
     assert failure is None, getattr(failure, 'formatted', failure)
+
+
+def test_the_runtime_loads_and_speaks_marshal_in_an_isolated_subinterpreter():
+    # The first piece of an isolated-subinterpreter actor: msgspec refuses to
+    # load there, so the runtime must not need it unless its codec does.
+    from tractor_subint.runtime._codec import get_codec
+    from tractor_subint.runtime._msgs import Call
+
+    call = get_codec('marshal').encode(Call(3, 'mod', 'fn', {'x': [1, 'y']}))
+    interp = _interpreters.create('isolated')
+    try:
+        _interpreters.set___main___attrs(interp, {'frame': call, 'path': tuple(sys.path)})
+        failure = _interpreters.exec(interp, textwrap.dedent('''
+            import sys
+            sys.path[:] = path
+            import tractor_subint, tractor_subint.runtime._boot
+            from tractor_subint.runtime._codec import get_codec
+            from tractor_subint.runtime._msgs import Call, Return
+            codec = get_codec('marshal')
+            msg = codec.decode(frame)
+            assert msg == Call(3, 'mod', 'fn', {'x': [1, 'y']}), msg
+            assert codec.decode(codec.encode(Return(3, msg.kwargs))) == Return(3, {'x': [1, 'y']})
+            assert 'msgspec' not in sys.modules
+        '''))
+    finally:
+        _interpreters.destroy(interp)
+    assert failure is None, getattr(failure, 'formatted', failure)

@@ -8,8 +8,30 @@ import trio
 
 from tractor_subint.runtime._bootspec import BootSpec
 from tractor_subint.runtime._channel import MAX_FRAME, Channel, ProtocolError
-from tractor_subint.runtime._codec import MsgpackCodec, UndecodableValue, get_codec, reply_header
-from tractor_subint.runtime._msgs import Call, CancelActor, Return, Yield
+from tractor_subint.runtime._codec import (
+    MarshalCodec,
+    MsgpackCodec,
+    UndecodableValue,
+    get_codec,
+    marshal_reply_header,
+    msgpack_reply_header,
+)
+from tractor_subint.runtime._msgs import (
+    RETURN_TAG,
+    BootFailed,
+    Call,
+    CancelAck,
+    CancelActor,
+    CancelCall,
+    Credit,
+    ErrorInfo,
+    Failed,
+    Ready,
+    Return,
+    StreamEnd,
+    Yield,
+    from_wire,
+)
 from tractor_subint.testing import trio_parent_test
 
 
@@ -67,7 +89,7 @@ async def test_a_frame_that_does_not_decode_is_a_protocol_error():
 @trio_parent_test(timeout=10)
 async def test_a_reply_whose_value_does_not_decode_leaves_the_channel_in_step():
     right, raw = _channel_and_raw_peer()
-    deep = b'\x83\xa4type\xa6Return\xa3cid\x07\xa5value' + b'\x91' * 100_000 + b'\x90'
+    deep = bytes([0x93, RETURN_TAG, 7]) + b'\x91' * 100_000 + b'\x90'
     ok = MsgpackCodec().encode(Return(8, 'fine'))
     for body in (deep, ok):
         raw.sendall(len(body).to_bytes(4, 'big') + body)
@@ -93,12 +115,65 @@ def test_codec_registry_and_boot_spec():
     assert BootSpec.from_bytes(spec.to_bytes()) == spec
 
 
-@pytest.mark.parametrize('cid', [1, 127, 128, 300, 70_000, 2**40])
+@pytest.mark.parametrize('cid', [1, 7, 8, 127, 128, 300, 70_000, 2**31 - 1])
 @pytest.mark.parametrize('kind', [Return, Yield])
-def test_a_reply_s_call_id_is_read_without_decoding_its_value(kind, cid):
-    assert reply_header(MsgpackCodec().encode(kind(cid, [[[1]]]))) == (kind.__name__, cid)
+@pytest.mark.parametrize(
+    ('codec', 'header'),
+    [(MsgpackCodec(), msgpack_reply_header), (MarshalCodec(), marshal_reply_header)],
+    ids=['msgpack', 'marshal'],
+)
+def test_a_reply_s_call_id_is_read_without_decoding_its_value(codec, header, kind, cid):
+    assert header(codec.encode(kind(cid, [[[1]]]))) == (kind.__name__, cid)
 
 
-@pytest.mark.parametrize('data', [b'', b'\xc1', MsgpackCodec().encode(CancelActor())])
-def test_anything_but_a_reply_has_no_reply_header(data):
-    assert reply_header(data) is None
+@pytest.mark.parametrize(
+    ('codec', 'header'),
+    [(MsgpackCodec(), msgpack_reply_header), (MarshalCodec(), marshal_reply_header)],
+    ids=['msgpack', 'marshal'],
+)
+def test_anything_but_a_reply_has_no_reply_header(codec, header):
+    for data in (b'', b'\xc1', b'[', codec.encode(CancelActor()), codec.encode(StreamEnd(3))):
+        assert header(data) is None
+
+
+_EVERY_MESSAGE = [
+    Ready(('a', 'f' * 32), 123),
+    BootFailed(ErrorInfo('E', 'm', 'tb', ('a', '1'), 'S', ('b', '2'))),
+    Call(1, 'mod', 'fn', {'x': [1, 2.5, 'y', None, b'\x00'], 'd': {'k': True}}, True, 64),
+    Credit(1, 32),
+    CancelCall(4),
+    CancelActor(),
+    CancelAck(),
+    Return(2, {'value': [1, 2, 3]}),
+    Yield(3, 'item'),
+    StreamEnd(3),
+    Failed(5, ErrorInfo('E', 'm', 'tb', ('a', '1'), 'S', ('b', '2'))),
+]
+
+
+@pytest.mark.parametrize('codec', ['msgpack', 'marshal'])
+@pytest.mark.parametrize('msg', _EVERY_MESSAGE, ids=lambda m: type(m).__name__)
+def test_every_message_survives_every_codec(codec, msg):
+    assert get_codec(codec).decode(get_codec(codec).encode(msg)) == msg
+
+
+@pytest.mark.parametrize('codec', ['msgpack', 'marshal'])
+def test_what_a_codec_cannot_carry_is_a_clear_type_error(codec):
+    with pytest.raises(TypeError, match=f'with the {codec} codec'):
+        get_codec(codec).encode(Return(1, object()))
+
+
+@pytest.mark.parametrize('wire', [[], [99], [True], ['Return', 1, 2], [7, 1], [0, ['a'], 1]])
+def test_a_wire_list_that_is_no_message_is_refused(wire):
+    with pytest.raises((TypeError, ValueError)):
+        from_wire(wire)
+
+
+def test_a_marshal_reply_too_deep_to_load_names_its_call():
+    deep = (
+        b'[\x03\x00\x00\x00' + b'i' + RETURN_TAG.to_bytes(4, 'little') + b'i' + (9).to_bytes(4, 'little')
+        + b'[\x01\x00\x00\x00' * 100_000 + b'[\x00\x00\x00\x00'
+    )
+    with pytest.raises(UndecodableValue) as info:
+        MarshalCodec().decode(deep)
+    assert (info.value.cid, info.value.kind) == (9, 'Return')

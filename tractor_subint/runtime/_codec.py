@@ -8,12 +8,12 @@ any interpreter can read which).
 """
 from __future__ import annotations
 
+import marshal
 import struct
+from collections.abc import Callable
 from typing import Protocol
 
-import msgspec
-
-from ._msgs import Msg
+from ._msgs import RETURN_TAG, YIELD_TAG, Msg, from_wire, to_wire
 
 
 class UndecodableValue(Exception):
@@ -48,56 +48,126 @@ class Codec(Protocol):
         ...
 
 
-class MsgpackCodec:
-    """msgpack via msgspec; RPC arguments and results must be msgpack-able."""
+class _ListCodec:
+    """A codec that turns the message's wire list (``_msgs.to_wire``) into
+    bytes with ``_dump`` and back with ``_load``; subclasses say how."""
 
-    name = 'msgpack'
+    name: str
+    _carries: str
+    """What RPC values may be, for the error message."""
+    _dump_errors: tuple[type[Exception], ...] = (TypeError, ValueError)
 
-    def __init__(self) -> None:
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(Msg)
+    def _dump(self, wire: list[object]) -> bytes:
+        raise NotImplementedError
+
+    def _load(self, data: bytes) -> list[object]:
+        raise NotImplementedError
+
+    def _reply_header(self, data: bytes) -> tuple[str, int] | None:
+        raise NotImplementedError
 
     def encode(self, msg: Msg) -> bytes:
         try:
-            return self._encoder.encode(msg)
-        except (TypeError, msgspec.EncodeError) as exc:
+            return self._dump(to_wire(msg))
+        except self._dump_errors as exc:
             raise TypeError(
                 f'cannot send {type(msg).__name__} with the {self.name} codec: {exc} '
-                f'(RPC arguments and results must be msgpack-serialisable)'
+                f'(RPC arguments and results must be {self._carries})'
             ) from exc
 
     def decode(self, data: bytes) -> Msg:
         try:
-            return self._decoder.decode(data)
+            return from_wire(self._load(data))
         except Exception as exc:
-            header = reply_header(data)
+            header = self._reply_header(data)
             if header is None:
                 raise
             raise UndecodableValue(header[1], header[0], exc) from exc
 
 
+class MsgpackCodec(_ListCodec):
+    """msgpack via msgspec (the default); RPC arguments and results must be
+    msgpack-able. msgspec is imported here, not by the runtime: an isolated
+    subinterpreter cannot load it and uses :class:`MarshalCodec`."""
+
+    name = 'msgpack'
+    _carries = 'msgpack-serialisable'
+
+    def __init__(self) -> None:
+        import msgspec
+
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(list)
+        self._dump_errors = (TypeError, msgspec.EncodeError)
+
+    def _dump(self, wire: list[object]) -> bytes:
+        return self._encoder.encode(wire)
+
+    def _load(self, data: bytes) -> list[object]:
+        return self._decoder.decode(data)
+
+    def _reply_header(self, data: bytes) -> tuple[str, int] | None:
+        return msgpack_reply_header(data)
+
+
+class MarshalCodec(_ListCodec):
+    """The stdlib's ``marshal``: loads in every interpreter, isolated ones
+    included (where msgspec cannot). It carries what msgpack does (None,
+    bool, int, float, str, bytes, lists, dicts) plus tuples and sets; both
+    ends must be the same Python version, which actors of one process are."""
+
+    name = 'marshal'
+    _carries = 'plain data'
+
+    def _dump(self, wire: list[object]) -> bytes:
+        return marshal.dumps(wire, _MARSHAL_VERSION)
+
+    def _load(self, data: bytes) -> list[object]:
+        loaded = marshal.loads(data)
+        if not isinstance(loaded, list):
+            raise TypeError(f'a message is a list, not {type(loaded).__name__}')
+        return loaded
+
+    def _reply_header(self, data: bytes) -> tuple[str, int] | None:
+        return marshal_reply_header(data)
+
+
+_MARSHAL_VERSION = 2
+"""Without back-references (version 3+ writes a repeated object as a
+reference), so a reply's first items always have one layout."""
+
 _UINT_FORMATS = {0xCC: '>B', 0xCD: '>H', 0xCE: '>I', 0xCF: '>Q'}
+_REPLY_KINDS = {RETURN_TAG: 'Return', YIELD_TAG: 'Yield'}
 
 
-def reply_header(data: bytes) -> tuple[str, int] | None:
-    """``(tag, cid)`` of an encoded :class:`Return` or :class:`Yield`, read
-    from its first fields alone, without touching its value (which may be
-    what does not decode). msgspec writes a tagged struct as a map whose
-    first entries are ``type`` and then the fields in order: ``cid`` comes
-    before ``value``. None for anything else."""
-    for tag in ('Return', 'Yield'):
-        prefix = b'\x83\xa4type' + bytes([0xA0 | len(tag)]) + tag.encode() + b'\xa3cid'
-        if data.startswith(prefix):
-            rest = data[len(prefix):]
-            if rest and rest[0] < 0x80:  # positive fixint
-                return tag, rest[0]
-            fmt = _UINT_FORMATS.get(rest[0]) if rest else None
-            if fmt is not None and len(rest) > struct.calcsize(fmt):
-                return tag, int(struct.unpack_from(fmt, rest, 1)[0])
+def msgpack_reply_header(data: bytes) -> tuple[str, int] | None:
+    """``(kind, cid)`` of a msgpack-encoded :class:`Return` or :class:`Yield`,
+    read from its first items alone, without touching its value (which may
+    be what does not decode): ``[tag, cid, value]`` is a 3-array whose first
+    item is a positive fixint. None for anything else."""
+    if len(data) < 3 or data[0] != 0x93 or data[1] not in _REPLY_KINDS:
+        return None
+    kind, rest = _REPLY_KINDS[data[1]], data[2:]
+    if rest[0] < 0x80:  # positive fixint
+        return kind, rest[0]
+    fmt = _UINT_FORMATS.get(rest[0])
+    if fmt is not None and len(rest) > struct.calcsize(fmt):
+        return kind, int(struct.unpack_from(fmt, rest, 1)[0])
     return None
 
 
-_CODECS = {'msgpack': MsgpackCodec}
+def marshal_reply_header(data: bytes) -> tuple[str, int] | None:
+    """:func:`msgpack_reply_header` for :class:`MarshalCodec`: a 3-list
+    (``[`` and a little-endian int32 count) whose first two items are
+    marshal ints (``i`` and an int32) before the value."""
+    if len(data) < 15 or data[:5] != b'[\x03\x00\x00\x00' or data[5] != ord('i') or data[10] != ord('i'):
+        return None
+    tag, cid = struct.unpack_from('<i', data, 6)[0], struct.unpack_from('<i', data, 11)[0]
+    kind = _REPLY_KINDS.get(tag)
+    return None if kind is None else (kind, cid)
+
+
+_CODECS: dict[str, Callable[[], Codec]] = {'msgpack': MsgpackCodec, 'marshal': MarshalCodec}
 
 
 def get_codec(name: str = 'msgpack') -> Codec:

@@ -1,4 +1,4 @@
-"""The messages actors exchange, as ``msgspec.Struct`` types.
+"""The messages actors exchange: frozen dataclasses, stdlib only.
 
 Parent -> child: :class:`Call`, :class:`Credit`, :class:`CancelCall`,
 :class:`CancelActor`.
@@ -6,18 +6,24 @@ Child -> parent: :class:`Ready` or :class:`BootFailed` (once, first), then
 :class:`Return`, :class:`Yield`, :class:`StreamEnd`, :class:`Failed` (each
 tagged with the ``cid`` of the call it answers) and :class:`CancelAck`.
 
-The child's boot payload is not a message: see ``_bootspec``.
+Plain dataclasses, so that the runtime loads where msgspec cannot (an
+isolated subinterpreter refuses it). On the wire a message is a list: its
+type's index in :data:`MESSAGE_TYPES`, then its fields in order
+(:func:`to_wire`, :func:`from_wire`); each codec (``_codec``) turns that
+list into bytes its own way. The child's boot payload is not a message: see
+``_bootspec``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
-
-import msgspec
 
 from ._bootspec import Uid
 
 
-class ErrorInfo(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
     """An exception, boxed for the wire."""
 
     type_name: str
@@ -31,16 +37,19 @@ class ErrorInfo(msgspec.Struct, frozen=True):
     """The actor that boxed this error (the one answering the call)."""
 
 
-class Ready(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Ready:
     uid: Uid
     pid: int
 
 
-class BootFailed(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class BootFailed:
     error: ErrorInfo
 
 
-class Call(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Call:
     cid: int
     module: str
     qualname: str
@@ -51,7 +60,8 @@ class Call(msgspec.Struct, tag=True, frozen=True):
     parent's :class:`Credit` (0: no flow control)."""
 
 
-class Credit(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Credit:
     """The parent consumed ``n`` more items of stream ``cid``: the child may
     send ``n`` more."""
 
@@ -59,33 +69,40 @@ class Credit(msgspec.Struct, tag=True, frozen=True):
     n: int
 
 
-class CancelCall(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class CancelCall:
     cid: int
 
 
-class CancelActor(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class CancelActor:
     pass
 
 
-class CancelAck(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class CancelAck:
     pass
 
 
-class Return(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Return:
     cid: int
     value: Any
 
 
-class Yield(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Yield:
     cid: int
     value: Any
 
 
-class StreamEnd(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
     cid: int
 
 
-class Failed(msgspec.Struct, tag=True, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Failed:
     cid: int
     error: ErrorInfo
 
@@ -95,3 +112,85 @@ Msg = (
     | Return | Yield | StreamEnd | Failed
 )
 
+MESSAGE_TYPES: tuple[type[Msg], ...] = (
+    Ready, BootFailed, Call, Credit, CancelCall, CancelActor, CancelAck,
+    Return, Yield, StreamEnd, Failed,
+)
+"""The wire tag of a message is its type's index here: append, never reorder."""
+
+_TAGS: dict[type[Msg], int] = {cls: tag for tag, cls in enumerate(MESSAGE_TYPES)}
+RETURN_TAG = _TAGS[Return]
+YIELD_TAG = _TAGS[Yield]
+
+
+def _uid(value: Sequence[str]) -> Uid:
+    name, uuid_hex = value
+    if not (isinstance(name, str) and isinstance(uuid_hex, str)):
+        raise TypeError(f'an actor uid is two strings, not {value!r}')
+    return (name, uuid_hex)
+
+
+def _error_info(value: Sequence[Any]) -> ErrorInfo:
+    type_name, message, traceback, src_uid, src_type_name, actor_uid = value
+    return ErrorInfo(type_name, message, traceback, _uid(src_uid), src_type_name, _uid(actor_uid))
+
+
+_FIELD_NAMES: dict[type[Msg], tuple[str, ...]] = {
+    cls: tuple(field.name for field in fields(cls)) for cls in MESSAGE_TYPES
+}
+
+
+def _ready(uid: Sequence[str], pid: int) -> Ready:
+    return Ready(_uid(uid), pid)
+
+
+def _boot_failed(error: Sequence[Any]) -> BootFailed:
+    return BootFailed(_error_info(error))
+
+
+def _failed(cid: int, error: Sequence[Any]) -> Failed:
+    return Failed(cid, _error_info(error))
+
+
+def _call(cid: int, module: str, qualname: str, kwargs: Any, stream: bool, window: int) -> Call:
+    if not isinstance(kwargs, dict):
+        raise TypeError(f'Call kwargs must be a dict, not {type(kwargs).__name__}')
+    return Call(cid, module, qualname, kwargs, stream, window)
+
+
+_SPECIAL_BUILDERS: dict[type[Msg], Callable[..., Msg]] = {
+    Ready: _ready, BootFailed: _boot_failed, Failed: _failed, Call: _call,
+}
+_BUILDERS: tuple[Callable[..., Msg], ...] = tuple(
+    _SPECIAL_BUILDERS.get(cls, cls) for cls in MESSAGE_TYPES
+)
+"""How :func:`from_wire` rebuilds each type from its fields: the class
+itself, or a function for fields a codec hands back in a more generic form
+(lists for tuples and nested records)."""
+
+
+def _error_fields(info: ErrorInfo) -> tuple[Any, ...]:
+    return (
+        info.type_name, info.message, info.traceback, info.src_uid, info.src_type_name,
+        info.actor_uid,
+    )
+
+
+def to_wire(msg: Msg) -> list[Any]:
+    """``[tag, field, ...]``, the values as they are (not copied); a nested
+    :class:`ErrorInfo` as a tuple of its fields."""
+    cls = type(msg)
+    wire: list[Any] = [_TAGS[cls]]
+    for name in _FIELD_NAMES[cls]:
+        value = getattr(msg, name)
+        wire.append(_error_fields(value) if name == 'error' else value)
+    return wire
+
+
+def from_wire(items: Sequence[Any]) -> Msg:
+    """The message :func:`to_wire` made ``items`` of; ``TypeError`` or
+    ``ValueError`` for anything else."""
+    tag = items[0] if items else None
+    if type(tag) is not int or not 0 <= tag < len(_BUILDERS):
+        raise ValueError(f'a message is a list starting with a known type tag, not {items[:1]!r}')
+    return _BUILDERS[tag](*items[1:])
