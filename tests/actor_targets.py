@@ -117,6 +117,19 @@ def surroundings(env_var: str, say: str = '') -> dict[str, object]:
     }
 
 
+def interpreter() -> dict[str, object]:
+    """Which process and interpreter this actor runs in."""
+    import _interpreters
+    import threading
+
+    current = _interpreters.get_current()
+    return {
+        'pid': os.getpid(),
+        'interp_id': int(current[0] if isinstance(current, tuple) else current),
+        'native_thread_id': threading.get_native_id(),
+    }
+
+
 def echo_sys_path() -> list[str]:
     return list(sys.path)
 

@@ -168,7 +168,6 @@ def test_unknown_key_is_a_usage_error_naming_the_usable_keys(inner):
 
 @pytest.mark.parametrize(('key', 'why'), [
     ('subint_fork', 'is a documented dead end'),
-    ('subint', 'is reserved'),
 ])
 def test_reserved_key_is_a_usage_error(inner, key, why):
     inner.makepyfile('def test_never_runs(): raise AssertionError')

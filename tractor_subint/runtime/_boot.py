@@ -44,8 +44,21 @@ def _load_modules(spec: BootSpec) -> None:
     for name in spec.enable_modules:
         if name == '__main__':
             parent_main(spec)
-        else:
+            continue
+        try:
             importlib.import_module(name)
+        except ImportError as exc:
+            if _SUBINT_REFUSAL not in str(exc):
+                raise
+            raise ImportError(
+                f'enabled module {name!r} cannot load in this actor\'s isolated subinterpreter: '
+                f'{exc} (an extension module without subinterpreter support, such as '
+                f"msgspec's; run the actor in a legacy one: {_MODE_HINT})"
+            ) from exc
+
+
+_SUBINT_REFUSAL = 'does not support loading in subinterpreters'
+_MODE_HINT = 'TRACTOR_SUBINT_SUBINT_MODE=legacy'
 
 
 async def _actor_main(spec: BootSpec, ipc_fd: int, cancel_fd: int) -> None:

@@ -129,6 +129,7 @@ class ActorNursery:
             sys_path=list(sys.path),
             main_path=main_path,
             main_module=main_module,
+            codec=get_backend(self.start_method).codec,
         )
 
     async def _spawn(

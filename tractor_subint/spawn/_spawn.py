@@ -39,7 +39,7 @@ SPAWN_METHOD_KEYS: tuple[SpawnMethodKey, ...] = get_args(SpawnMethodKey)
 
 Requirement = Literal['fork', 'pidfd', 'subinterpreters']
 WarmUpFn = Callable[[str, int | None], Awaitable[None]]
-Status = Literal['working', 'reserved', 'dead_end']
+Status = Literal['working', 'experimental', 'reserved', 'dead_end']
 
 ENV_VAR = 'TRACTOR_SUBINT_SPAWN_METHOD'
 """Environment variable naming the default spawn method of a process tree."""
@@ -89,6 +89,9 @@ class Backend:
     status: Status = 'working'
     reason: str | None = None
     """Why a ``'reserved'`` or ``'dead_end'`` key cannot spawn."""
+    codec: str = 'msgpack'
+    """The codec its actors' channels speak (``runtime._codec``): one that
+    loads where its actors run."""
     warm_up_fn: WarmUpFn | str | None = None
     """Awaited as ``warm_up_fn(entry, warm_pool)`` when a nursery that spawns
     with this backend opens: a backend that keeps a warm pool starts filling
@@ -104,7 +107,7 @@ class Backend:
 
     def unusable_reason(self) -> str | None:
         """Why this backend cannot spawn actors here, or None if it can."""
-        if self.status != 'working':
+        if self.status not in ('working', 'experimental'):
             return f'spawn method {self.key!r} is {self.reason or self.status}'
         return self.unsupported_reason()
 
@@ -156,10 +159,12 @@ _BUILTIN = (
         warm_up_fn=f'{_BACKENDS}._forked:warm_up',
     ),
     Backend(
-        'subint', 'each actor in a subinterpreter of the spawning process', None,
+        'subint',
+        'each actor in a fresh subinterpreter of the spawning process, on a thread of its '
+        'own (experimental: see spawn/backends/subint.py)',
+        f'{_BACKENDS}.subint:subint_proc',
         hosts_subinterpreter=True, requires=frozenset({'subinterpreters'}),
-        status='reserved',
-        reason='reserved for the in-process subinterpreter backend (a later release)',
+        codec='marshal', status='experimental',
     ),
     Backend(
         'subint_fork', 'fork from inside a subinterpreter-hosted actor',
@@ -216,8 +221,12 @@ def get_backend(key: str | None = None) -> Backend:
 
 
 def available_start_methods() -> tuple[str, ...]:
-    """Keys whose backend can spawn actors on this Python and platform."""
-    return tuple(b.key for b in _registry.values() if b.unusable_reason() is None)
+    """Keys of working backends that can spawn actors on this Python and
+    platform. An ``'experimental'`` one spawns when named, but is not listed
+    (nor picked by anything that runs "every backend")."""
+    return tuple(
+        b.key for b in _registry.values() if b.status == 'working' and b.unusable_reason() is None
+    )
 
 
 def unusable_reason(key: str) -> str | None:

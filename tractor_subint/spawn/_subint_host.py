@@ -32,6 +32,7 @@ import _interpreters
 import types
 import warnings
 from collections.abc import Mapping
+from typing import Literal
 
 from ._threads import run_in_thread
 
@@ -115,10 +116,17 @@ form CPython cannot copy out (module docstring): an unsafe one is replaced
 outside its ``except`` block, so it does not even ride along as context."""
 
 
-def subint_config() -> types.SimpleNamespace:
-    """The ``legacy`` config with forking disallowed."""
-    config = _interpreters.new_config('legacy')
+SubintKind = Literal['legacy', 'isolated']
+
+
+def subint_config(kind: SubintKind = 'legacy') -> types.SimpleNamespace:
+    """The ``legacy`` (or ``isolated``: own GIL, multi-phase extension
+    modules only) config, with forking disallowed."""
+    config = _interpreters.new_config(kind)
     config.allow_fork = False
+    # trio's worker threads (to_thread) are daemon threads; our teardown
+    # retires them before the interpreter is destroyed.
+    config.allow_daemon_threads = True
     return config
 
 
@@ -206,10 +214,10 @@ def known_libraries() -> tuple[tuple[str, str | None], ...]:
     return _known_libraries
 
 
-def new_subint() -> int:
+def new_subint(kind: SubintKind = 'legacy') -> int:
     """Create a subinterpreter with :func:`subint_config`, its library
     lookups seeded (module docstring); return its id."""
-    interp_id = int(_interpreters.create(subint_config()))
+    interp_id = int(_interpreters.create(subint_config(kind)))
     _interpreters.set___main___attrs(interp_id, {'__tractor_subint_known_libraries__': known_libraries()})
     failure = _interpreters.exec(interp_id, _LIBRARY_SEED)
     if failure is not None:

@@ -1,0 +1,71 @@
+"""The experimental in-process ``subint`` backend (issue 10), tested on its
+own whatever ``--spawn-backend`` says: an actor is a fresh subinterpreter
+of this process on a thread of its own."""
+from __future__ import annotations
+
+import _interpreters
+import os
+import threading
+
+import actor_targets
+import pytest
+
+import tractor_subint as ts
+from tractor_subint.spawn.backends.subint import MODE_ENV_VAR
+from tractor_subint.testing import trio_parent_test
+
+
+def _subint_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith('subint-actor')]
+
+
+@pytest.mark.parametrize('mode', ['isolated', 'legacy'])
+@trio_parent_test(timeout=30)
+async def test_an_actor_is_a_subinterpreter_of_this_process(monkeypatch, mode):
+    monkeypatch.setenv(MODE_ENV_VAR, mode)
+    async with ts.open_nursery(start_method='subint') as an:
+        portal = await an.start_actor('inside', enable_modules=['actor_targets'])
+        where = await portal.run(actor_targets.interpreter)
+        assert where['pid'] == os.getpid() == portal.pid
+        assert where['interp_id'] != 0
+        assert where['native_thread_id'] != threading.get_native_id()  # a thread of its own
+        assert await portal.run(actor_targets.add, a=2, b=40) == 42
+        async with portal.open_stream_from(actor_targets.count_to, n=4) as stream:
+            assert [item async for item in stream] == [0, 1, 2, 3]
+        with pytest.raises(ts.RemoteActorError) as info:
+            await portal.run(actor_targets.raise_boom, message='inside')
+        assert info.value.type_name == 'BoomError'
+        assert await portal.cancel_actor() is True
+    # Nothing left behind: its thread is gone and its interpreter destroyed.
+    assert _subint_threads() == []
+    assert _interpreters.list_all() == [_interpreters.get_main()]
+
+
+@trio_parent_test(timeout=30)
+async def test_an_isolated_actor_says_which_module_will_not_load(monkeypatch):
+    monkeypatch.setenv(MODE_ENV_VAR, 'isolated')
+    async with ts.open_nursery(start_method='subint') as an:
+        with pytest.raises(ts.ActorFailure) as info:
+            await an.start_actor('picky', enable_modules=['msgspec'])
+    first_line = str(info.value).splitlines()[0]
+    assert "enabled module 'msgspec' cannot load in this actor's isolated subinterpreter" in first_line
+    assert 'TRACTOR_SUBINT_SUBINT_MODE=legacy' in first_line
+    assert _subint_threads() == []
+
+
+@trio_parent_test(timeout=30)
+async def test_a_legacy_actor_loads_what_isolated_ones_cannot(monkeypatch):
+    monkeypatch.setenv(MODE_ENV_VAR, 'legacy')
+    async with ts.open_nursery(start_method='subint') as an:
+        portal = await an.start_actor('lenient', enable_modules=['actor_targets', 'msgspec'])
+        assert await portal.run(actor_targets.add, a=1, b=1) == 2
+        await portal.cancel_actor()
+    assert _interpreters.list_all() == [_interpreters.get_main()]
+
+
+@trio_parent_test(timeout=30)
+async def test_a_bad_mode_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(MODE_ENV_VAR, 'shared')
+    async with ts.open_nursery(start_method='subint') as an:
+        with pytest.raises(ValueError, match=f'{MODE_ENV_VAR} must be'):
+            await an.start_actor('never', enable_modules=['actor_targets'])

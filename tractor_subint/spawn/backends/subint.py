@@ -1,0 +1,165 @@
+"""The ``subint`` backend (experimental): each actor in a fresh
+subinterpreter of the spawning process, on a thread of its own.
+
+No fork, no exec: the actor's entry runs the one boot path (under trio) in
+a new interpreter on a new thread, talking to its parent over the same kind
+of connected socket as every other backend. Its handle is a
+:class:`SubintActor`: the "process" is the thread, :attr:`~SubintActor.pid`
+is this process's, and a "signal" is a byte on the entry's cancel fd (what
+a process host's forwarder would write), so cancellation reaches the actor
+at its next checkpoint. Nothing can end a thread that never checkpoints:
+``kill()`` is a request like ``terminate()``.
+
+``TRACTOR_SUBINT_SUBINT_MODE``: ``isolated`` (the default: own GIL, so
+actors run Python in parallel; modules that only load in legacy
+interpreters, msgspec among them, fail to import there) or ``legacy`` (one
+GIL shared with the parent). Either way the actor's channel speaks the
+``marshal`` codec, which loads everywhere.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import trio
+
+from .._contract import SpawnRequest
+from .._exit_status import ChildExceptionInfo, ChildExit
+from .._process_handle import ProcessHandle
+from .._subint_host import SubintExecError, SubintKind, new_subint, run_subint_here
+from .._tree import current_forkserver_address
+
+_BOOTSTRAP = '''
+import sys
+sys.path[:] = __tractor_subint_sys_path__
+from tractor_subint.spawn._child_host import run_entry_here
+run_entry_here(
+    __tractor_subint_entry__, __tractor_subint_payload__, __tractor_subint_ipc_fd__,
+    __tractor_subint_cancel_fd__, __tractor_subint_tree__,
+)
+'''
+
+
+class SubintActor(ProcessHandle):
+    """A child that is a thread running a subinterpreter in this process
+    (the :class:`ProcessHandle` contract, see the module docstring)."""
+
+    def __init__(self, name: str, cancel_w: int) -> None:
+        self.pid = os.getpid()
+        self.name = name
+        self.returncode: int | None = None
+        self.child_exception: ChildExceptionInfo | None = None
+        self._cancel_w = cancel_w
+        self._signals: list[int] = []
+        self._error: BaseException | None = None
+        self._done = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        state = 'running' if self.returncode is None else f'returncode={self.returncode}'
+        return f'<SubintActor {self.name} {state}>'
+
+    def start(self, run: object) -> None:
+        self._thread = threading.Thread(target=self._run, args=(run,), name=f'subint-actor[{self.name}]')
+        self._thread.start()
+
+    def _run(self, run: object) -> None:
+        try:
+            run()  # type: ignore[operator]
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            try:
+                self._token.run_sync_soon(self._done.set)
+            except trio.RunFinishedError:
+                pass
+
+    def _collect(self) -> int:
+        if self.returncode is None:
+            error = self._error
+            if error is None:
+                self.returncode = 128 + self._signals[0] if self._signals else 0
+            else:
+                self.returncode = int(ChildExit.TARGET_RAISED)
+                if isinstance(error, SubintExecError):
+                    self.child_exception = ChildExceptionInfo(error.type_name, error.message, error.traceback)
+                else:
+                    self.child_exception = ChildExceptionInfo(type(error).__name__, str(error), '')
+            os.close(self._cancel_w)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        if self._thread is not None and not self._thread.is_alive():
+            return self._collect()
+        return None
+
+    async def wait(self) -> int:
+        await self._done.wait()
+        assert self._thread is not None
+        self._thread.join()
+        return self._collect()
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is not None or self._done.is_set():
+            return
+        self._signals.append(int(sig))
+        try:
+            os.write(self._cancel_w, bytes([int(sig) & 0xFF]))
+        except OSError:
+            pass  # a full pipe already holds a cancel request
+
+
+MODE_ENV_VAR = 'TRACTOR_SUBINT_SUBINT_MODE'
+_MODES: dict[str, SubintKind] = {'legacy': 'legacy', 'isolated': 'isolated'}
+
+
+def subint_mode() -> SubintKind:
+    """``isolated`` or ``legacy``, from :data:`MODE_ENV_VAR` (default isolated)."""
+    mode = os.environ.get(MODE_ENV_VAR) or 'isolated'
+    try:
+        return _MODES[mode]
+    except KeyError:
+        raise ValueError(f'{MODE_ENV_VAR} must be "legacy" or "isolated", not {mode!r}') from None
+
+
+async def subint_proc(request: SpawnRequest) -> SubintActor:
+    """Start ``request``'s entry in a fresh subinterpreter on a new thread."""
+    mode = subint_mode()  # a bad setting fails here, in the caller
+    ipc_fd = os.dup(request.ipc_fd)  # the caller closes its copy once we return
+    ipc_identity = _identity(ipc_fd)
+    cancel_r, cancel_w = os.pipe()
+    handle = SubintActor(request.name, cancel_w)
+
+    def run() -> None:
+        try:
+            run_subint_here(_BOOTSTRAP, interp_id=new_subint(mode), shared={
+                '__tractor_subint_sys_path__': tuple(sys.path),
+                '__tractor_subint_entry__': request.entry,
+                '__tractor_subint_payload__': request.boot_payload,
+                '__tractor_subint_ipc_fd__': ipc_fd,
+                '__tractor_subint_cancel_fd__': cancel_r,
+                '__tractor_subint_tree__': current_forkserver_address(),
+            })
+        finally:
+            os.close(cancel_r)
+            # The actor's channel owns the socket once it has wrapped it; an
+            # entry that failed before that leaves it open, and the parent
+            # waiting for a hello would never see the end of it.
+            if _identity(ipc_fd) == ipc_identity:
+                os.close(ipc_fd)
+
+    handle.start(run)
+    return handle
+
+
+def _identity(fd: int) -> tuple[int, int] | None:
+    """What ``fd`` refers to (device, inode), or None if it is closed: a
+    number reused by something else since has another identity."""
+    try:
+        stat = os.fstat(fd)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
