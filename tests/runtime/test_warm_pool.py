@@ -7,6 +7,7 @@ also runs with the pool on, its default).
 """
 from __future__ import annotations
 
+import _interpreters
 import os
 import select
 import signal
@@ -20,6 +21,7 @@ import tractor_subint as ts
 from tractor_subint.runtime._boot import ENTRY
 from tractor_subint.spawn import local_warm_pool
 from tractor_subint.spawn._pool import ENV_VAR
+from tractor_subint.spawn.backends._forked import _keeper
 from tractor_subint.testing import descendants, trio_parent_test
 
 pytestmark = pytest.mark.skipon_spawn_backend(
@@ -178,3 +180,23 @@ async def test_a_pooled_child_s_exit_status_and_signals_are_a_cold_one_s():
     failures = list(error.exceptions) if isinstance(error, BaseExceptionGroup) else [error]
     assert failures and all(isinstance(f, ts.ActorFailure) for f in failures), failures
     assert {f.exit_status.returncode for f in failures} == {128 + signal.SIGTERM}
+
+
+@trio_parent_test(timeout=60)
+async def test_the_pool_waits_out_a_subinterpreter_of_its_process_then_refills():
+    # An in-process subint actor makes the root unable to fork for a while:
+    # the keeper must retry, not die (before: the pool stayed empty for good).
+    async with ts.open_nursery(start_method=SFS, warm_pool=1) as an:
+        pool = await _ready_pool(1)
+        interp = _interpreters.create()
+        try:
+            _keeper(ENTRY, 2)  # one more member, asked for while this process cannot fork
+            assert await trio.to_thread.run_sync(pool.refill_blocked.wait, 20)
+            assert len(pool.member_pids()) == 1
+        finally:
+            _interpreters.destroy(interp)
+        await _ready_pool(2)  # refilled once the process can fork again
+        assert not pool.refill_blocked.is_set()
+        portal = await an.start_actor('pooled', enable_modules=MODULES)
+        assert await portal.run(actor_targets.add, a=1, b=2) == 3
+        await an.cancel()

@@ -30,13 +30,17 @@ from dataclasses import dataclass
 from functools import partial
 
 from ._fds import close_fds
-from ._fork import fork_with_report
+from ._fork import can_fork_here, fork_with_report
 from ._pool_member import READY, WarmUp, serve_as_pool_member
 from .forkserver._wire import WireChannel
 
 ENV_VAR = 'TRACTOR_SUBINT_WARM_POOL'
 DEFAULT_SIZE = 2
 """Members a pool keeps (each costs one idle actor's memory, ~20 MiB)."""
+BLOCKED_RETRY = 0.1
+"""Seconds between refill attempts while this process holds a
+subinterpreter (and so must not fork)."""
+
 REFILL_DELAY = 0.03
 """Seconds the keeper waits after a member was taken before it forks the
 replacement. The member it replaces boots in ~5 ms; a fork at once (and the
@@ -94,6 +98,9 @@ class WarmPool:
         self._lock = threading.Condition()
         self._refilling = threading.Lock()
         """One refill at a time (the keeper's, or a nursery's first fill)."""
+        self.refill_blocked = threading.Event()
+        """Set while refilling waits for this process to be able to fork
+        again (it holds a subinterpreter)."""
         self._closed = False
 
     # -- driver side --------------------------------------------------------------
@@ -251,8 +258,8 @@ class PoolKeeper:
         try:
             while not self._stopping:
                 wait_ms = int((self._refill_after - time.monotonic()) * 1000) + 1
-                if wait_ms <= 0:
-                    self.pool.refill()
+                if wait_ms <= 0 and not self._try_refill():
+                    continue
                 poller = select.poll()
                 poller.register(self._wake_r, select.POLLIN)
                 for fd in self.pool.watched_fds():
@@ -264,6 +271,21 @@ class PoolKeeper:
                         self.pool.on_readable(fd)
         except BaseException as exc:  # reported by close()
             self._error = exc
+
+    def _try_refill(self) -> bool:
+        """Refill; False if this process cannot fork right now because it
+        holds a subinterpreter (an in-process ``subint`` actor, say): the
+        keeper tries again after :data:`BLOCKED_RETRY` instead of dying."""
+        try:
+            self.pool.refill()
+        except RuntimeError:
+            if can_fork_here():
+                raise
+            self.pool.refill_blocked.set()
+            self._refill_after = time.monotonic() + BLOCKED_RETRY
+            return False
+        self.pool.refill_blocked.clear()
+        return True
 
     def close(self) -> None:
         """Stop the thread, drain the pool (blocking)."""
