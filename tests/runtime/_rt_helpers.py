@@ -213,11 +213,12 @@ class ScriptProcess:
     @classmethod
     @asynccontextmanager
     async def running(
-        cls, name: str, env: dict[str, str], tmp_path: pathlib.Path, *, timeout: float = 20
+        cls, name: str, env: dict[str, str], tmp_path: pathlib.Path, *args: str, timeout: float = 20
     ) -> AsyncIterator[ScriptProcess]:
-        """Start the script; the block is bounded by ``timeout``; the script
-        is killed (if still running) and reaped when it ends."""
-        script = await cls.start(name, env, tmp_path)
+        """Start the script (with ``args``); the block is bounded by
+        ``timeout``; the script is killed (if still running) and reaped when
+        it ends."""
+        script = await cls.start(name, env, tmp_path, *args)
         try:
             with trio.fail_after(timeout):
                 yield script

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import _interpreters
 import os
+import signal
 import threading
 
 import actor_targets
 import pytest
+import trio
+from _rt_helpers import ScriptProcess, script_env
 
 import tractor_subint as ts
 from tractor_subint.spawn.backends.subint import MODE_ENV_VAR
@@ -69,3 +72,54 @@ async def test_a_bad_mode_is_a_clear_error(monkeypatch):
     async with ts.open_nursery(start_method='subint') as an:
         with pytest.raises(ValueError, match=f'{MODE_ENV_VAR} must be'):
             await an.start_actor('never', enable_modules=['actor_targets'])
+
+
+@trio_parent_test(timeout=30)
+async def test_main_defined_targets_two_levels_of_subint_actors_down(tmp_path):
+    # A subint actor spawns a subint child of its own; both load this script
+    # as __mp_main__ to find its functions.
+    env = script_env('subint')
+    async with ScriptProcess.running('nested_main_target.py', env, tmp_path) as script:
+        leaf = await script.read_json_after('LEAF')
+        await script.read_until('DONE')
+        rc = await script.proc.wait()
+    assert rc == 0, script.describe()
+    assert isinstance(leaf, dict)
+    assert (leaf['actor'], leaf['module'], leaf['middle_name']) == ('leaf', '__mp_main__', '__mp_main__')
+    assert leaf['pid'] == script.proc.pid  # all in the root's process
+
+
+@trio_parent_test(timeout=30)
+async def test_ctrl_c_ends_a_root_with_subint_actors_with_status_130(tmp_path):
+    # Ctrl-C in a terminal: the whole process group, here one process.
+    async with ScriptProcess.running('tree_then_wait.py', script_env('subint'), tmp_path) as script:
+        ready = await script.read_json_after('READY')
+        assert isinstance(ready, dict) and ready['actors'] == [script.proc.pid] * 2
+        os.killpg(script.proc.pid, signal.SIGINT)
+        rest = await script.read_rest()
+        rc = await script.proc.wait()
+    assert rc == 130, script.describe()
+    assert any(line.startswith('INTERRUPTED') for line in rest), script.describe()
+
+
+@trio_parent_test(timeout=30)
+async def test_a_blocked_subint_actor_ends_when_its_blocking_call_returns(fifo):
+    # No signal ends a thread: the kill ladder's requests wait for the
+    # blocking call to return (the documented bound), then the actor exits.
+    async with ts.open_nursery(start_method='subint') as an:
+        portal = await an.start_actor('blocker', enable_modules=['actor_targets'])
+
+        async def run_blocking() -> None:
+            try:
+                await portal.run(actor_targets.blocking_sleep, seconds=2, fifo=fifo.path)
+            except ts.ActorFailure as exc:
+                assert exc.stop_requested  # cut short by our own cancel_actor()
+
+        async with trio.open_nursery() as tn:
+            tn.start_soon(run_blocking)
+            assert (await fifo.receive_line()).startswith('blocking')
+            assert await portal.cancel_actor() is False  # no ack: it was blocked
+            tn.cancel_scope.cancel()
+        assert portal.pid == os.getpid()
+    assert _subint_threads() == []
+    assert _interpreters.list_all() == [_interpreters.get_main()]

@@ -8,7 +8,8 @@ of connected socket as every other backend. Its handle is a
 is this process's, and a "signal" is a byte on the entry's cancel fd (what
 a process host's forwarder would write), so cancellation reaches the actor
 at its next checkpoint. Nothing can end a thread that never checkpoints:
-``kill()`` is a request like ``terminate()``.
+``kill()`` is a request like ``terminate()``, and an actor stuck in a
+blocking call ends when that call returns (the bound is its duration).
 
 ``TRACTOR_SUBINT_SUBINT_MODE``: ``isolated`` (the default: own GIL, so
 actors run Python in parallel; modules that only load in legacy
