@@ -15,6 +15,18 @@ from typing import Protocol
 
 from ._msgs import RETURN_TAG, YIELD_TAG, Msg, from_wire, to_wire
 
+# Imported up front wherever it loads, as before the codec became optional:
+# a process that first imports an extension module on one thread while
+# another thread forks (the warm pool's keeper does, at any time) can leave
+# the child waiting forever on a lock held by a thread it does not have.
+# An isolated subinterpreter refuses msgspec; there the runtime speaks marshal.
+_MSGSPEC_MISSING = ''
+try:
+    import msgspec
+except ImportError as exc:
+    msgspec = None  # type: ignore[assignment]
+    _MSGSPEC_MISSING = str(exc)
+
 
 class UndecodableValue(Exception):
     """A well-formed reply (:class:`Return` or :class:`Yield`) whose value
@@ -87,15 +99,17 @@ class _ListCodec:
 
 class MsgpackCodec(_ListCodec):
     """msgpack via msgspec (the default); RPC arguments and results must be
-    msgpack-able. msgspec is imported here, not by the runtime: an isolated
-    subinterpreter cannot load it and uses :class:`MarshalCodec`."""
+    msgpack-able. Where msgspec cannot load (an isolated subinterpreter) the
+    runtime still does, and speaks :class:`MarshalCodec`."""
 
     name = 'msgpack'
     _carries = 'msgpack-serialisable'
 
     def __init__(self) -> None:
-        import msgspec
-
+        if msgspec is None:
+            raise ImportError(
+                f'the msgpack codec needs msgspec, which does not load here: {_MSGSPEC_MISSING}'
+            )
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(list)
         self._dump_errors = (TypeError, msgspec.EncodeError)

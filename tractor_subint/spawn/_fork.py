@@ -34,7 +34,6 @@ from ._prelude import (
     resolve_stdio_policy,
     run_child_prelude,
 )
-from ._subint_host import known_libraries
 
 
 def in_subinterpreter() -> bool:
@@ -141,7 +140,6 @@ def fork_with_report(
     caller owns the read end of the child's exception report pipe (see
     :func:`~tractor_subint.spawn._child_report.read_report`)."""
     refuse_unsafe_fork()
-    known_libraries()  # once per process, inherited: see _subint_host
     keep = frozenset(keep_fds)
     resolved_stdio = resolve_stdio_policy(stdio)
     report_r, report_w = os.pipe()

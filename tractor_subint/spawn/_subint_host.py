@@ -22,9 +22,11 @@ Three CPython facts drive this module (measured on 3.13.0 and 3.14.10):
 - ``import trio`` in a fresh interpreter calls ``ctypes.util.find_library('pthread')``,
   which runs ``/sbin/ldconfig -p`` in a subprocess: 1.5-2.5 ms per actor, and a
   process killed meanwhile (a warm pool member closed while it warms) leaves
-  the ``ldconfig`` orphaned. :func:`new_subint` seeds each subinterpreter with
-  the answer this process's main interpreter already has (same process, same
-  libraries): see :func:`known_libraries`.
+  the ``ldconfig`` orphaned. :func:`new_subint` gives each subinterpreter a
+  ``find_library('pthread')`` that asks the dynamic linker instead: no
+  process, and nothing computed in the main interpreter, whose worker threads
+  must not import or spawn while another thread forks (a fork child inherits
+  their locks held).
 """
 from __future__ import annotations
 
@@ -184,41 +186,32 @@ def _teardown(interp_id: int, timeout: float) -> None:
     _interpreters.destroy(interp_id)
 
 
-_SEEDED_LIBRARIES = ('pthread',)
-_known_libraries: tuple[tuple[str, str | None], ...] | None = None
-
 _LIBRARY_SEED = """\
-import ctypes.util
+import ctypes, ctypes.util
 
-def __tractor_subint_seeded__(find, known):
+def __tractor_subint_seeded__(find):
+    # find_library('pthread') runs `/sbin/ldconfig -p` in a subprocess; the
+    # answer is whether the dynamic linker can load the library, which a
+    # dlopen says without a process (musl: no libpthread, None as there).
     def find_library(name):
-        return known[name] if name in known else find(name)
+        if name != 'pthread':
+            return find(name)
+        try:
+            ctypes.CDLL('libpthread.so.0')
+        except OSError:
+            return None
+        return 'libpthread.so.0'
     return find_library
 
-ctypes.util.find_library = __tractor_subint_seeded__(
-    ctypes.util.find_library, dict(__tractor_subint_known_libraries__)
-)
-del __tractor_subint_seeded__, __tractor_subint_known_libraries__
+ctypes.util.find_library = __tractor_subint_seeded__(ctypes.util.find_library)
+del __tractor_subint_seeded__
 """
-
-
-def known_libraries() -> tuple[tuple[str, str | None], ...]:
-    """``ctypes.util.find_library`` answers for the libraries a fresh
-    subinterpreter's imports look up, computed once per process (call it
-    before forking, and every child inherits them)."""
-    global _known_libraries
-    if _known_libraries is None:
-        import ctypes.util
-
-        _known_libraries = tuple((name, ctypes.util.find_library(name)) for name in _SEEDED_LIBRARIES)
-    return _known_libraries
 
 
 def new_subint(kind: SubintKind = 'legacy') -> int:
     """Create a subinterpreter with :func:`subint_config`, its library
     lookups seeded (module docstring); return its id."""
     interp_id = int(_interpreters.create(subint_config(kind)))
-    _interpreters.set___main___attrs(interp_id, {'__tractor_subint_known_libraries__': known_libraries()})
     failure = _interpreters.exec(interp_id, _LIBRARY_SEED)
     if failure is not None:
         _interpreters.destroy(interp_id)
