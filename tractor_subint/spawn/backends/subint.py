@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
+from collections.abc import Callable
 
 import trio
 
@@ -29,6 +29,7 @@ from .._contract import SpawnRequest
 from .._exit_status import ChildExceptionInfo, ChildExit
 from .._process_handle import ProcessHandle
 from .._subint_host import SubintExecError, SubintKind, new_subint, run_subint_here
+from .._threads import ReraisingThread
 from .._tree import current_forkserver_address
 
 _BOOTSTRAP = '''
@@ -46,40 +47,31 @@ class SubintActor(ProcessHandle):
     """A child that is a thread running a subinterpreter in this process
     (the :class:`ProcessHandle` contract, see the module docstring)."""
 
-    def __init__(self, name: str, cancel_w: int) -> None:
+    def __init__(self, name: str, cancel_w: int, run: Callable[[], object]) -> None:
         self.pid = os.getpid()
         self.name = name
         self.returncode: int | None = None
         self.child_exception: ChildExceptionInfo | None = None
         self._cancel_w = cancel_w
         self._signals: list[int] = []
-        self._error: BaseException | None = None
         self._done = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
-        self._thread: threading.Thread | None = None
+        self._thread = ReraisingThread(run, name=f'subint-actor[{name}]', on_exit=self._thread_ended)
+        self._thread.start()
 
     def __repr__(self) -> str:
         state = 'running' if self.returncode is None else f'returncode={self.returncode}'
         return f'<SubintActor {self.name} {state}>'
 
-    def start(self, run: object) -> None:
-        self._thread = threading.Thread(target=self._run, args=(run,), name=f'subint-actor[{self.name}]')
-        self._thread.start()
-
-    def _run(self, run: object) -> None:
+    def _thread_ended(self) -> None:
         try:
-            run()  # type: ignore[operator]
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            try:
-                self._token.run_sync_soon(self._done.set)
-            except trio.RunFinishedError:
-                pass
+            self._token.run_sync_soon(self._done.set)
+        except trio.RunFinishedError:
+            pass
 
     def _collect(self) -> int:
         if self.returncode is None:
-            error = self._error
+            error = self._thread.error
             if error is None:
                 self.returncode = 128 + self._signals[0] if self._signals else 0
             else:
@@ -92,13 +84,10 @@ class SubintActor(ProcessHandle):
         return self.returncode
 
     def poll(self) -> int | None:
-        if self._thread is not None and not self._thread.is_alive():
-            return self._collect()
-        return None
+        return None if self._thread.is_alive() else self._collect()
 
     async def wait(self) -> int:
         await self._done.wait()
-        assert self._thread is not None
         self._thread.join()
         return self._collect()
 
@@ -131,7 +120,6 @@ async def subint_proc(request: SpawnRequest) -> SubintActor:
     ipc_fd = os.dup(request.ipc_fd)  # the caller closes its copy once we return
     ipc_identity = _identity(ipc_fd)
     cancel_r, cancel_w = os.pipe()
-    handle = SubintActor(request.name, cancel_w)
 
     def run() -> None:
         try:
@@ -151,8 +139,7 @@ async def subint_proc(request: SpawnRequest) -> SubintActor:
             if _identity(ipc_fd) == ipc_identity:
                 os.close(ipc_fd)
 
-    handle.start(run)
-    return handle
+    return SubintActor(request.name, cancel_w, run)
 
 
 def _identity(fd: int) -> tuple[int, int] | None:
