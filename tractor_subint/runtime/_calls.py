@@ -71,27 +71,27 @@ class Calls:
         if waiter is None:
             return
         limit = self._limits.get(cid)
-        reply: Reply = msg
         if limit is not None and waiter.statistics().current_buffer_used >= limit:
-            reply = Overrun(limit)
             del self._waiters[cid]  # nothing after the overrun is kept
-        try:
-            waiter.send_nowait(reply)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the caller gave up on this call
-        if reply is not msg:
+            _put(waiter, Overrun(limit))
             waiter.close()
+        else:
+            _put(waiter, msg)
 
     def fail(self, cid: int, error: Exception) -> None:
         """Call ``cid`` raises ``error`` (its reply was unusable here)."""
         waiter = self._waiters.get(cid)
         if waiter is not None:
-            try:
-                waiter.send_nowait(LocalFailure(error))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+            _put(waiter, LocalFailure(error))
 
     def close(self) -> None:
         self.closed.set()
         for waiter in self._waiters.values():
             waiter.close()
+
+
+def _put(waiter: trio.MemorySendChannel[Reply], reply: Reply) -> None:
+    try:
+        waiter.send_nowait(reply)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the caller gave up on this call
