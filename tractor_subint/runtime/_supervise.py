@@ -32,7 +32,7 @@ from ._log import log
 from ._msgs import BootFailed, Ready
 from ._portal import Portal
 from ._state import current_actor_or_none, set_current_actor
-from ._targets import MAIN_ALIAS, func_ref, main_info
+from ._targets import func_ref, main_info, module_ref
 
 BOOT_REAP_TIMEOUT = 3.0
 """How long a child that failed its boot gets to exit before it is killed."""
@@ -59,7 +59,7 @@ def module_names(enable_modules: object) -> list[str]:
     for name in names:
         if not isinstance(name, str) or not name:
             raise TypeError(f'enable_modules holds {name!r}: each entry must be a module name (str)')
-    return ['__main__' if name == MAIN_ALIAS else name for name in names]
+    return [module_ref(name) for name in names]
 
 
 class ActorNursery:

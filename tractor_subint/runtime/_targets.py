@@ -43,9 +43,13 @@ def func_ref(fn: Callable[..., object]) -> tuple[str, str]:
             f'{module}.{qualname} is a local function or lambda: define it at module '
             f'level so another actor can import it'
         )
-    if module == MAIN_ALIAS:
-        module = '__main__'
-    return module, qualname
+    return module_ref(module), qualname
+
+
+def module_ref(module: str) -> str:
+    """The name another actor finds ``module`` by: a script's ``__main__``
+    is ``__main__`` everywhere, also where it was loaded as ``__mp_main__``."""
+    return '__main__' if module == MAIN_ALIAS else module
 
 
 def main_info(spec: BootSpec | None) -> tuple[str | None, str | None]:
