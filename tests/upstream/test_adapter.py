@@ -163,12 +163,7 @@ async def test_a_child_back_before_the_parent_waits_is_not_lost(key, monkeypatch
     # The parent starts waiting only once the child has dialled back and
     # been registered: upstream's wait_for_peer() alone would wait forever.
     monkeypatch.setenv('TRACTOR_SUBINT_TEST_HOOKS', 'upstream_parent_after_connect=1')
-    with trio.fail_after(30):
-        async with tractor.open_nursery(start_method=key) as an:
-            portal = await an.start_actor('quick', enable_modules=[THIS])
-            pid, _interp = await portal.run(where)
-            assert pid != os.getpid()
-            await portal.cancel_actor()
+    await _an_actor_answers_from_its_own_process(key, 'quick')
 
 
 @pytest.mark.parametrize('key', KEYS)
@@ -201,9 +196,13 @@ async def test_stack_dumps_asked_for_do_not_crash_a_child_booting(key):
     # enable_stack_on_sig installs a SIGUSR1 handler, which only a main
     # thread may do; our actors never run on one. It used to crash the child
     # in Actor._from_parent, just after the parent had its portal.
+    await _an_actor_answers_from_its_own_process(key, 'dumpable', enable_stack_on_sig=True)
+
+
+async def _an_actor_answers_from_its_own_process(key: str, name: str, **nursery_options: object) -> None:
     with trio.fail_after(30):
-        async with tractor.open_nursery(start_method=key, enable_stack_on_sig=True) as an:
-            portal = await an.start_actor('dumpable', enable_modules=[THIS])
+        async with tractor.open_nursery(start_method=key, **nursery_options) as an:
+            portal = await an.start_actor(name, enable_modules=[THIS])
             pid, _interp = await portal.run(where)
             assert pid != os.getpid()
             await portal.cancel_actor()
