@@ -74,7 +74,7 @@ def test_records_declare_what_each_backend_is():
     assert subint.hosts_subinterpreter and not subint.forks
     assert {'fork', 'pidfd'} <= mtf.requires and 'subinterpreters' in sfs.requires
     assert [b.status for b in (trio_, mtf, sfs, subint, subint_fork)] == [
-        'working', 'working', 'working', 'experimental', 'dead_end',
+        'working', 'working', 'working', 'working', 'dead_end',
     ]
     # Its actors may run in isolated interpreters, where msgspec cannot load.
     assert [b.codec for b in (trio_, mtf, sfs, subint)] == ['msgpack', 'msgpack', 'msgpack', 'marshal']
@@ -122,7 +122,7 @@ def test_missing_fork_is_a_clear_error(monkeypatch):
     monkeypatch.delattr('os.fork')
     with pytest.raises(RuntimeError, match=r"'main_thread_forkserver' needs os\.fork\(\)"):
         try_set_start_method('main_thread_forkserver')
-    assert available_start_methods() == ('trio',)
+    assert available_start_methods() == ('trio', 'subint')  # no fork needed
 
 
 def test_missing_pidfds_are_a_clear_error(monkeypatch):
@@ -135,13 +135,11 @@ def test_missing_pidfds_are_a_clear_error(monkeypatch):
 
 
 def test_working_backends_are_registered():
-    assert available_start_methods() == ('trio', 'main_thread_forkserver', 'subint_forkserver')
-    for key in (*available_start_methods(), 'subint'):
+    assert available_start_methods() == ('trio', 'main_thread_forkserver', 'subint_forkserver', 'subint')
+    for key in available_start_methods():
         backend = get_backend(key)
         assert unusable_reason(key) is None
         assert backend.spawn_fn == f'tractor_subint.spawn.backends.{key}:{key}_proc'
-    # Experimental: spawns when named, not listed among the working ones.
-    assert get_backend('subint').status == 'experimental'
     assert 'ai/conc-anal/' in unusable_reason('subint_fork')
     assert 'unknown' in unusable_reason('mp_spawn')
 
@@ -175,6 +173,16 @@ def test_a_registered_backend_is_selectable_and_spawns(extra_backend):
     backend, spawned = extra_backend
     assert get_backend('fake') is backend
     assert 'fake' in available_start_methods()
+    assert try_set_start_method('fake') == 'fake'
+    assert trio.run(get_backend().spawn, REQUEST) == 'a handle'
+    assert spawned == [REQUEST]
+
+
+def test_an_experimental_backend_spawns_when_named_but_is_not_listed(extra_backend):
+    backend, spawned = extra_backend
+    register_backend(Backend('fake', 'on trial', backend.spawn_fn, status='experimental'), replace=True)
+    assert 'fake' not in available_start_methods()
+    assert unusable_reason('fake') is None
     assert try_set_start_method('fake') == 'fake'
     assert trio.run(get_backend().spawn, REQUEST) == 'a handle'
     assert spawned == [REQUEST]

@@ -20,7 +20,7 @@ from tractor_subint.testing import descendants
 
 INNER_TIMEOUT = 60
 PLUGIN = 'tractor_subint.testing.pytest_plugin'
-WORKING_KEYS = ('trio', 'main_thread_forkserver', 'subint_forkserver')
+WORKING_KEYS = ('trio', 'main_thread_forkserver', 'subint_forkserver', 'subint')
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_default_backend_is_trio(inner):
     result = run(inner)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
-        'spawn backend: trio (usable: trio, main_thread_forkserver, subint_forkserver)',
+        'spawn backend: trio (usable: trio, main_thread_forkserver, subint_forkserver, subint)',
         'process check: on *',
     ])
     assert result.ret == pytest.ExitCode.OK
@@ -161,7 +161,7 @@ def test_unknown_key_is_a_usage_error_naming_the_usable_keys(inner):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
         "*--spawn-backend=mp_forkserver: unknown spawn method 'mp_forkserver'; "
-        'usable keys on this Python/platform: trio, main_thread_forkserver, subint_forkserver',
+        'usable keys on this Python/platform: trio, main_thread_forkserver, subint_forkserver, subint',
     ])
     result.stdout.no_fnmatch_line('*test_never_runs*')
 
@@ -175,7 +175,7 @@ def test_reserved_key_is_a_usage_error(inner, key, why):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
         f"*--spawn-backend={key}: spawn method '{key}' {why}*; "
-        'usable keys on this Python/platform: trio, main_thread_forkserver, subint_forkserver',
+        'usable keys on this Python/platform: trio, main_thread_forkserver, subint_forkserver, subint',
     ])
 
 
@@ -188,7 +188,7 @@ def test_unsupported_key_is_a_usage_error(inner):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
         "*--spawn-backend=main_thread_forkserver: 'main_thread_forkserver' needs os.fork()*; "
-        'usable keys on this Python/platform: trio',
+        'usable keys on this Python/platform: trio, subint',
     ])
 
 
@@ -233,6 +233,40 @@ def test_skipon_spawn_backend_skips_only_the_named_backends(inner, key, skipped)
         result.stdout.fnmatch_lines_random(skipped)
     else:
         result.stdout.no_fnmatch_line('SKIPPED*')
+
+
+OWN_PROCESS = """
+    import os
+    import _interpreters
+    import pytest
+
+    @pytest.mark.needs_own_process(reason='its actor ends its process')
+    def test_marked():
+        os._exit(3)  # would end this pytest run in-process
+
+    def test_unmarked():
+        pass
+
+    def test_leaves_a_subinterpreter():
+        _interpreters.create()
+"""
+
+
+@pytest.mark.parametrize(('key', 'in_process'), [('trio', False), ('subint', True)])
+def test_needs_own_process_skips_under_in_process_backends_which_also_count_interpreters(
+    inner, key, in_process,
+):
+    inner.makepyfile(OWN_PROCESS)
+    selection = '' if in_process else 'not test_marked'
+    result = run(inner, f'--spawn-backend={key}', '-rs', '--strict-markers', '-k', selection)
+    if in_process:
+        result.assert_outcomes(passed=2, skipped=1, errors=1)
+        result.stdout.fnmatch_lines_random([
+            "SKIPPED [[]1[]] *: spawn backend 'subint' runs actors in this process: its actor ends*",
+            '*subinterpreter * (alive in pytest*s own process)*',
+        ])
+    else:  # not run: it would end the run; the left subinterpreter is not counted
+        result.assert_outcomes(passed=2, deselected=1)
 
 
 @pytest.mark.parametrize(('args', 'problem'), [

@@ -66,6 +66,9 @@ class SpawnRequest:
     warm_pool: int | None = None
     """Size of the warm pool for backends that keep one (None: the
     ``$TRACTOR_SUBINT_WARM_POOL`` default; 0: always fork cold)."""
+    interpreter: str | None = None
+    """The kind of subinterpreter to host the child in, for backends that
+    offer a choice (:attr:`Backend.interpreters`); None: the backend's default."""
 
     def __post_init__(self) -> None:
         module, sep, function = self.entry.partition(':')

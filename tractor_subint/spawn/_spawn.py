@@ -85,10 +85,17 @@ class Backend:
     hosts_subinterpreter: bool = False
     """The child runs its actor in a subinterpreter: its ``__main__`` is not
     the parent's, and the child process itself cannot fork."""
+    in_process: bool = False
+    """Actors run inside the spawning process (on threads of it): they have
+    its pid, a "signal" to one is a cancel request, and an actor that ends
+    its process (``os._exit``, a crash) ends its parent with it."""
     requires: frozenset[Requirement] = frozenset()
     status: Status = 'working'
     reason: str | None = None
     """Why a ``'reserved'`` or ``'dead_end'`` key cannot spawn."""
+    interpreters: tuple[str, ...] = ()
+    """The kinds of subinterpreter one actor may ask for (``interpreter=``
+    when spawning it); empty for a backend that offers no choice."""
     codec: str = 'msgpack'
     """The codec its actors' channels speak (``runtime._codec``): one that
     loads where its actors run."""
@@ -115,6 +122,22 @@ class Backend:
         """Let the backend prepare for spawning ``entry`` (see :attr:`warm_up_fn`)."""
         if self.warm_up_fn is not None and self.unusable_reason() is None:
             await _resolve(self.warm_up_fn)(entry, warm_pool)
+
+    def check_interpreter(self, interpreter: str | None) -> None:
+        """Raise :class:`ValueError` unless ``interpreter`` (an actor's
+        ``interpreter=``) is None or a kind this backend offers."""
+        if interpreter is None or interpreter in self.interpreters:
+            return
+        if not self.interpreters:
+            offering = [b.key for b in _registry.values() if b.interpreters]
+            raise ValueError(
+                f'interpreter={interpreter!r}: spawn method {self.key!r} offers no choice of '
+                f'interpreter (the ones that do: {", ".join(offering) or "none"})'
+            )
+        raise ValueError(
+            f'interpreter must be one of {", ".join(map(repr, self.interpreters))} '
+            f'for spawn method {self.key!r}, not {interpreter!r}'
+        )
 
     async def spawn(self, request: SpawnRequest) -> ProcessHandle:
         """Start ``request``'s child with this backend."""
@@ -161,10 +184,10 @@ _BUILTIN = (
     Backend(
         'subint',
         'each actor in a fresh subinterpreter of the spawning process, on a thread of its '
-        'own (experimental: see spawn/backends/subint.py)',
+        'own (see spawn/backends/subint.py)',
         f'{_BACKENDS}.subint:subint_proc',
-        hosts_subinterpreter=True, requires=frozenset({'subinterpreters'}),
-        codec='marshal', status='experimental',
+        hosts_subinterpreter=True, in_process=True, requires=frozenset({'subinterpreters'}),
+        interpreters=('isolated', 'legacy'), codec='marshal',
     ),
     Backend(
         'subint_fork', 'fork from inside a subinterpreter-hosted actor',

@@ -18,12 +18,19 @@ Opt-in: ``pytest -p tractor_subint.testing.pytest_plugin`` (or that in
     Skip a test when the selected backend is one of ``keys``. Every key must
     be a registered spawn method key.
 
+``@pytest.mark.needs_own_process(reason=...)``
+    Skip a test when the selected backend runs actors inside the spawning
+    process (:attr:`Backend.in_process <tractor_subint.spawn.Backend.in_process>`):
+    for tests whose actor ends its process (``os._exit``, a crash), which
+    would end pytest with it.
+
 Process hygiene (on by default; ``--no-proc-check`` or the ini option
 ``tractor_subint_proc_check = false`` turns the checks off)
     The session becomes a subreaper, so orphans of any test's processes
     come back to pytest. After each test, any descendant (live or zombie)
     that the test started is killed, reaped and reported as a teardown
-    error. At session end, any descendant still there is killed, reaped and
+    error; under an in-process backend, so is any subinterpreter the test
+    left alive in pytest's own process. At session end, any descendant still there is killed, reaped and
     reported, and the run fails.
 """
 from __future__ import annotations
@@ -40,6 +47,7 @@ from tractor_subint.spawn import (
     DEFAULT_METHOD,
     ENV_VAR,
     available_start_methods,
+    get_backend,
     registered_backends,
     reset_start_method,
     selected_start_method,
@@ -49,6 +57,7 @@ from tractor_subint.spawn import (
 from tractor_subint.testing._procs import ProcInfo, become_subreaper, descendants, is_subreaper
 
 MARKER = 'skipon_spawn_backend'
+OWN_PROCESS_MARKER = 'needs_own_process'
 INI_PROC_CHECK = 'tractor_subint_proc_check'
 
 # How long a sweep keeps killing and reaping before it reports what is left.
@@ -129,6 +138,11 @@ def pytest_configure(config: pytest.Config) -> None:
         'markers',
         f'{MARKER}(*keys, reason=None): skip the test when the selected '
         f'--spawn-backend is one of keys (known keys: {_registered_keys()})',
+    )
+    config.addinivalue_line(
+        'markers',
+        f'{OWN_PROCESS_MARKER}(reason=None): skip the test when the selected '
+        '--spawn-backend runs actors inside the spawning process',
     )
 
     config.stash[_saved_method_key] = selected_start_method()
@@ -212,6 +226,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 reason = mark.kwargs.get('reason')
                 text = f'skipped on spawn backend {backend!r}'
                 item.add_marker(pytest.mark.skip(reason=f'{text}: {reason}' if reason else text))
+        own = item.get_closest_marker(OWN_PROCESS_MARKER)
+        if own is not None and get_backend(backend).in_process:
+            reason = own.kwargs.get('reason')
+            text = f'spawn backend {backend!r} runs actors in this process'
+            item.add_marker(pytest.mark.skip(reason=f'{text}: {reason}' if reason else text))
     if errors:
         raise pytest.UsageError(
             '\n'.join(errors) + f'\nknown spawn method keys: {_registered_keys()}'
@@ -256,8 +275,14 @@ def _no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     before = {info.pid for info in descendants()}
+    interpreters_before = _live_interpreters()
     yield
     left = _kill_and_reap(exclude=before)
+    if get_backend(config.stash[_backend_key]).in_process:
+        left += [
+            f'subinterpreter {interp_id} (alive in pytest\'s own process)'
+            for interp_id in sorted(_live_interpreters() - interpreters_before)
+        ]
     if not left:
         return
     if config.stash.get(_finishing_key, False):
@@ -269,7 +294,7 @@ def _no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
         )
         return
     pytest.fail(
-        'test left processes behind (now killed and reaped):\n  '
+        'test left processes or subinterpreters behind (processes now killed and reaped):\n  '
         + '\n  '.join(left)
     )
 
@@ -349,6 +374,17 @@ def _kill_and_reap(exclude: set[int]) -> list[str]:
         f'{info}' + (' [STILL THERE after SIGKILL]' if pid in survivors else '')
         for pid, info in sorted(found.items())
     ]
+
+
+def _live_interpreters() -> set[int]:
+    """Ids of the subinterpreters alive in this process (empty where there
+    are none to have)."""
+    try:
+        import _interpreters
+    except ImportError:
+        return set()
+    main = _interpreters.get_main()[0]
+    return {int(interp[0]) for interp in _interpreters.list_all()} - {main}
 
 
 def _can_list_processes() -> bool:
