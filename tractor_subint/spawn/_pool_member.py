@@ -15,7 +15,6 @@ request's stdio policy), environment and working directory, and the same
 """
 from __future__ import annotations
 
-import _interpreters
 import os
 import select
 import socket
@@ -26,19 +25,11 @@ from typing import Any, NoReturn
 from ._child_host import ChildSpec, host_entry
 from ._fds import close_fds
 from ._prelude import apply_stdio_policy, name_this_process, resolve_stdio_policy
-from ._subint_host import SubintExecError, new_subint
+from ._subint_host import import_in_subint, new_subint
 from .forkserver._wire import ProtocolError, WireChannel
 
 READY = b'R'
 """What a member writes on its control socket once it is warm."""
-
-_WARM_UP = '''
-import importlib, sys
-sys.path[:] = __tractor_subint_sys_path__
-for _name in __tractor_subint_preload__:
-    importlib.import_module(_name)
-'''
-
 
 @dataclass(frozen=True)
 class WarmUp:
@@ -61,13 +52,7 @@ def handout_frame(spec: ChildSpec, *, stdio: str, cwd: str, environ: dict[str, s
 
 def _warm_subint(warm_up: WarmUp) -> int:
     interp_id = new_subint()
-    _interpreters.set___main___attrs(interp_id, {
-        '__tractor_subint_sys_path__': warm_up.sys_path,
-        '__tractor_subint_preload__': warm_up.modules(),
-    })
-    failure = _interpreters.exec(interp_id, _WARM_UP)
-    if failure is not None:
-        raise SubintExecError.from_excinfo(interp_id, failure)
+    import_in_subint(interp_id, warm_up.sys_path, warm_up.modules())
     return interp_id
 
 

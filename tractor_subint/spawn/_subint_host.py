@@ -33,7 +33,7 @@ from __future__ import annotations
 import _interpreters
 import types
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from ._threads import run_in_thread
@@ -217,6 +217,27 @@ def new_subint(kind: SubintKind = 'legacy') -> int:
         _interpreters.destroy(interp_id)
         raise SubintExecError.from_excinfo(interp_id, failure)
     return interp_id
+
+
+_IMPORT = '''
+import importlib, sys
+sys.path[:] = __tractor_subint_sys_path__
+for _name in __tractor_subint_preload__:
+    importlib.import_module(_name)
+'''
+
+
+def import_in_subint(interp_id: int, sys_path: Sequence[str], modules: Sequence[str]) -> None:
+    """Set subinterpreter ``interp_id``'s ``sys.path`` and import ``modules``
+    there (warming it up ahead of its bootstrap); raise
+    :class:`SubintExecError` if an import fails."""
+    _interpreters.set___main___attrs(interp_id, {
+        '__tractor_subint_sys_path__': tuple(sys_path),
+        '__tractor_subint_preload__': tuple(modules),
+    })
+    failure = _interpreters.exec(interp_id, _IMPORT)
+    if failure is not None:
+        raise SubintExecError.from_excinfo(interp_id, failure)
 
 
 def run_subint_here(

@@ -1,4 +1,4 @@
-"""The ``subint`` backend (experimental): each actor in a fresh
+"""The ``subint`` backend: each actor in a fresh
 subinterpreter of the spawning process, on a thread of its own.
 
 No fork, no exec: the actor's entry runs the one boot path (under trio) in
@@ -11,16 +11,30 @@ at its next checkpoint. Nothing can end a thread that never checkpoints:
 ``kill()`` is a request like ``terminate()``, and an actor stuck in a
 blocking call ends when that call returns (the bound is its duration).
 
-``TRACTOR_SUBINT_SUBINT_MODE``: ``isolated`` (the default: own GIL, so
-actors run Python in parallel; modules that only load in legacy
-interpreters, msgspec among them, fail to import there) or ``legacy`` (one
-GIL shared with the parent). Either way the actor's channel speaks the
-``marshal`` codec, which loads everywhere.
+The kind of interpreter is chosen per actor (``interpreter=`` when spawning
+it; :attr:`SpawnRequest.interpreter`), else by ``TRACTOR_SUBINT_SUBINT_MODE``
+for the whole tree: ``isolated`` (the default: own GIL, so actors run Python
+in parallel; modules that only load in legacy interpreters, msgspec among
+them, fail to import there) or ``legacy`` (one GIL shared with the parent).
+Either way the actor's channel speaks the ``marshal`` codec, which loads
+everywhere.
+
+Boots take turns: at most one actor fewer than the machine has cores
+creates its interpreter and imports its runtime at once (:data:`BOOT_SLOTS`),
+so the spawning trio loop keeps a core: 8 actors booting together on 2 cores
+stalled it for 16-32 ms, taking turns for a few ms
+(``ai/conc-anal/in_process_subint_actors.md``).
+
+Memory on 3.13: CPython keeps what an isolated subinterpreter allocated
+after it is destroyed (about 9 MiB per actor here; legacy 0.65 MiB; 3.14
+keeps nothing), so a long-lived tree that keeps spawning isolated actors
+grows (``ai/conc-anal/isolated_subint_memory_not_returned_on_3_13.md``).
 """
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 
 import trio
@@ -28,7 +42,7 @@ import trio
 from .._contract import SpawnRequest
 from .._exit_status import ChildExceptionInfo, ChildExit
 from .._process_handle import ProcessHandle
-from .._subint_host import SubintExecError, SubintKind, new_subint, run_subint_here
+from .._subint_host import SubintExecError, SubintKind, import_in_subint, new_subint, run_subint_here
 from .._threads import ReraisingThread
 from .._tree import current_forkserver_address
 
@@ -57,7 +71,12 @@ class SubintActor(ProcessHandle):
         self._done = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
         self._thread = ReraisingThread(run, name=f'subint-actor[{name}]', on_exit=self._thread_ended)
-        self._thread.start()
+
+    async def start(self) -> None:
+        """Start the actor's thread. From a worker thread: ``Thread.start()``
+        blocks until the new thread runs, which took 2-3 ms each with other
+        actors booting, and the spawning loop must not wait that out."""
+        await trio.to_thread.run_sync(self._thread.start)
 
     def __repr__(self) -> str:
         state = 'running' if self.returncode is None else f'returncode={self.returncode}'
@@ -101,12 +120,23 @@ class SubintActor(ProcessHandle):
             pass  # a full pipe already holds a cancel request
 
 
+BOOT_SLOTS = max(1, (os.cpu_count() or 1) - 1)
+"""How many actors may boot (create their interpreter, import the runtime)
+at once in this process."""
+_boot_turns = threading.BoundedSemaphore(BOOT_SLOTS)
+
 MODE_ENV_VAR = 'TRACTOR_SUBINT_SUBINT_MODE'
 _MODES: dict[str, SubintKind] = {'legacy': 'legacy', 'isolated': 'isolated'}
 
 
-def subint_mode() -> SubintKind:
-    """``isolated`` or ``legacy``, from :data:`MODE_ENV_VAR` (default isolated)."""
+def subint_mode(requested: str | None = None) -> SubintKind:
+    """``isolated`` or ``legacy``: ``requested`` (an actor's own choice),
+    else :data:`MODE_ENV_VAR`, else isolated."""
+    if requested is not None:
+        try:
+            return _MODES[requested]
+        except KeyError:
+            raise ValueError(f'interpreter must be "isolated" or "legacy", not {requested!r}') from None
     mode = os.environ.get(MODE_ENV_VAR) or 'isolated'
     try:
         return _MODES[mode]
@@ -116,14 +146,17 @@ def subint_mode() -> SubintKind:
 
 async def subint_proc(request: SpawnRequest) -> SubintActor:
     """Start ``request``'s entry in a fresh subinterpreter on a new thread."""
-    mode = subint_mode()  # a bad setting fails here, in the caller
+    mode = subint_mode(request.interpreter)  # a bad setting fails here, in the caller
     ipc_fd = os.dup(request.ipc_fd)  # the caller closes its copy once we return
     ipc_identity = _identity(ipc_fd)
     cancel_r, cancel_w = os.pipe()
 
     def run() -> None:
         try:
-            run_subint_here(_BOOTSTRAP, interp_id=new_subint(mode), shared={
+            with _boot_turns:
+                interp_id = new_subint(mode)
+                _import_entry(interp_id, request.entry)
+            run_subint_here(_BOOTSTRAP, interp_id=interp_id, shared={
                 '__tractor_subint_sys_path__': tuple(sys.path),
                 '__tractor_subint_entry__': request.entry,
                 '__tractor_subint_payload__': request.boot_payload,
@@ -139,7 +172,25 @@ async def subint_proc(request: SpawnRequest) -> SubintActor:
             if _identity(ipc_fd) == ipc_identity:
                 os.close(ipc_fd)
 
-    return SubintActor(request.name, cancel_w, run)
+    actor = SubintActor(request.name, cancel_w, run)
+    try:
+        await actor.start()
+    except BaseException:
+        os.close(cancel_w)
+        os.close(cancel_r)
+        os.close(ipc_fd)
+        raise
+    return actor
+
+
+def _import_entry(interp_id: int, entry: str) -> None:
+    """Import ``entry``'s module (the runtime: most of a boot's CPU) in the
+    new interpreter. A failure is left for the bootstrap to meet again and
+    report to the parent the way every boot failure is."""
+    try:
+        import_in_subint(interp_id, sys.path, (entry.partition(':')[0],))
+    except SubintExecError:
+        pass
 
 
 def _identity(fd: int) -> tuple[int, int] | None:
