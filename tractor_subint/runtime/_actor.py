@@ -65,6 +65,8 @@ class Actor:
         """Why this actor stopped serving, once it has."""
         self._serve_scope = trio.CancelScope()
         self._channel_lost: BaseException | None = None
+        self.parent_channel: Channel | None = None
+        """The channel to the parent, while this (non-root) actor serves."""
 
     @classmethod
     def new_root(cls) -> Actor:
@@ -100,6 +102,7 @@ class Actor:
         actor's end of the channel broke under it (user code closed the
         socket): the actor cannot serve any more, and its exit must say so.
         """
+        self.parent_channel = chan
         async with cancel_on_forwarded_signal(cancel_fd) as forwarded, trio.open_nursery() as rpc:
             with trio.CancelScope() as self._serve_scope:
                 self.cancel_reason = await self._message_loop(chan, rpc)

@@ -58,7 +58,7 @@ def _load_modules(spec: BootSpec) -> None:
 
 
 _SUBINT_REFUSAL = 'does not support loading in subinterpreters'
-_MODE_HINT = 'TRACTOR_SUBINT_SUBINT_MODE=legacy'
+_MODE_HINT = "spawn it with interpreter='legacy'"
 
 
 async def _actor_main(spec: BootSpec, ipc_fd: int, cancel_fd: int) -> None:

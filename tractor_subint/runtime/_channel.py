@@ -41,6 +41,11 @@ class Channel:
         """Wrap a connected stdlib socket; the channel owns it from now on."""
         return cls(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), codec)
 
+    def fileno(self) -> int:
+        """The fd of the socket under this channel (-1 once it is closed)."""
+        stream = self._stream
+        return stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+
     async def send(self, msg: Msg) -> None:
         data = self._codec.encode(msg)
         if len(data) > MAX_FRAME:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import marshal
 import struct
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol, cast
 
 from ._msgs import RETURN_TAG, YIELD_TAG, Msg, from_wire, to_wire
 
@@ -134,7 +134,13 @@ class MarshalCodec(_ListCodec):
     _carries = 'plain data'
 
     def _dump(self, wire: list[object]) -> bytes:
-        return marshal.dumps(wire, _MARSHAL_VERSION)
+        try:
+            return marshal.dumps(wire, _MARSHAL_VERSION)
+        except ValueError as exc:
+            culprit = _unmarshallable_type(wire) if str(exc) == 'unmarshallable object' else None
+            if culprit is None:
+                raise
+            raise ValueError(f'unmarshallable object of type {culprit}') from None
 
     def _load(self, data: bytes) -> list[object]:
         loaded = marshal.loads(data)
@@ -146,6 +152,23 @@ class MarshalCodec(_ListCodec):
         return marshal_reply_header(data)
 
 
+def _unmarshallable_type(value: object) -> str | None:
+    """The name of the first type in ``value`` that marshal refuses (it says
+    only "unmarshallable object"), or None if none is found."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)  # marshal takes exact types: an IntEnum is not an int to it
+        if kind in (list, tuple, set, frozenset):
+            pending.extend(cast('Iterable[object]', item))
+        elif kind is dict:
+            pending.extend(cast('dict[object, object]', item).items())
+        elif kind not in _MARSHAL_SCALARS:
+            return kind.__qualname__
+    return None
+
+
+_MARSHAL_SCALARS = (type(None), bool, int, float, complex, str, bytes, bytearray, memoryview)
 _MARSHAL_VERSION = 2
 """Without back-references (version 3+ writes a repeated object as a
 reference), so a reply's first items always have one layout."""
@@ -182,6 +205,16 @@ def marshal_reply_header(data: bytes) -> tuple[str, int] | None:
 
 
 _CODECS: dict[str, Callable[[], Codec]] = {'msgpack': MsgpackCodec, 'marshal': MarshalCodec}
+
+
+def codec_for_channel(preferred: str) -> str:
+    """The codec a parent here and its new child will speak: ``preferred``
+    (the child's backend's) if it loads in this interpreter, else
+    ``marshal``, which loads everywhere (an isolated subinterpreter cannot
+    load msgspec). The boot spec carries the choice, so both ends agree."""
+    if preferred == 'msgpack' and msgspec is None:
+        return 'marshal'
+    return preferred
 
 
 def get_codec(name: str = 'msgpack') -> Codec:

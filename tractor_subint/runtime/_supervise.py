@@ -25,7 +25,7 @@ from ._boot import ENTRY
 from ._bootspec import BootSpec, Uid
 from ._channel import Channel, ProtocolError
 from ._child import ChildActor
-from ._codec import get_codec
+from ._codec import codec_for_channel, get_codec
 from ._errors import ActorFailure, RemoteActorError
 from ._interrupts import ended_by_sigint, interrupts_unwrapped, plain_interrupt
 from ._log import log
@@ -85,27 +85,38 @@ class ActorNursery:
         being cancelled); a child leaves this list once it is gone."""
         return [child.portal for child in self._children]
 
-    async def start_actor(self, name: str, *, enable_modules: list[str] | tuple[str, ...] = ()) -> Portal:
+    async def start_actor(
+        self, name: str, *, enable_modules: list[str] | tuple[str, ...] = (),
+        interpreter: str | None = None,
+    ) -> Portal:
         """Spawn a (daemon) actor and return its portal once it is ready.
 
         It runs until cancelled (``portal.cancel_actor()``, ``cancel()``, or
         an error elsewhere in the nursery); the nursery block waits for it.
         Raises :class:`ActorFailure` if it dies or fails during boot.
+
+        ``interpreter`` picks the kind of subinterpreter that hosts the actor,
+        for a spawn method that offers a choice (``subint``: ``'isolated'``,
+        its default, or ``'legacy'``, where modules such as msgspec load); a
+        :class:`ValueError` before spawning for any other.
         """
-        child = await self._spawn(name, module_names(enable_modules))
+        child = await self._spawn(name, module_names(enable_modules), interpreter=interpreter)
         return child.portal
 
     async def run_in_actor(
-        self, fn: Callable[..., object], *, name: str | None = None, **kwargs: Any
+        self, fn: Callable[..., object], *, name: str | None = None,
+        interpreter: str | None = None, **kwargs: Any,
     ) -> Portal:
         """Spawn an actor that runs ``fn(**kwargs)`` and then exits.
 
         The result is collected when the nursery block ends (or earlier, with
         ``portal.wait_for_result()``); an error cancels the whole nursery.
+        ``name`` and ``interpreter`` are as for :meth:`start_actor` (so ``fn``
+        cannot take arguments of those names through here).
         """
         module, _qualname = func_ref(fn)  # refuses lambdas and locals before anything is spawned
         name = name or str(getattr(fn, '__name__', 'actor'))
-        child = await self._spawn(name, [module], run_call=(fn, kwargs))
+        child = await self._spawn(name, [module], run_call=(fn, kwargs), interpreter=interpreter)
         return child.portal
 
     async def cancel(self) -> None:
@@ -129,7 +140,7 @@ class ActorNursery:
             sys_path=list(sys.path),
             main_path=main_path,
             main_module=main_module,
-            codec=get_backend(self.start_method).codec,
+            codec=codec_for_channel(get_backend(self.start_method).codec),
         )
 
     async def _spawn(
@@ -138,26 +149,30 @@ class ActorNursery:
         modules: list[str],
         *,
         run_call: tuple[Callable[..., object], dict[str, Any]] | None = None,
+        interpreter: str | None = None,
     ) -> ChildActor:
+        backend = get_backend(self.start_method)
+        backend.check_interpreter(interpreter)
         if self._closed:
             raise RuntimeError('this actor nursery has exited: it cannot spawn any more')
         if self.cancelled:
             raise RuntimeError('this actor nursery is cancelled: it cannot spawn any more')
         uid = (name, uuid.uuid4().hex)
         spec = self._boot_spec(name, uid, modules)
+        codec = get_codec(spec.codec)  # one that cannot load here fails before anything is spawned
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         started = time.perf_counter()
         try:
-            process = await get_backend(self.start_method).spawn(SpawnRequest(
+            process = await backend.spawn(SpawnRequest(
                 name=name, entry=ENTRY, boot_payload=spec.to_bytes(), ipc_fd=child_sock.fileno(),
-                warm_pool=self.warm_pool,
+                warm_pool=self.warm_pool, interpreter=interpreter,
             ))
         except BaseException:
             parent_sock.close()
             raise
         finally:
             child_sock.close()
-        chan = Channel.from_socket(parent_sock, get_codec(spec.codec))
+        chan = Channel.from_socket(parent_sock, codec)
         try:
             await _testhooks.delay('parent_before_handshake')
             await self._handshake(name, chan, process)
