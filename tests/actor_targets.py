@@ -182,6 +182,30 @@ async def nested_error(depth: int) -> None:
         await an.run_in_actor(nested_error, name=f'depth{depth - 1}', depth=depth - 1)
 
 
+def parent_pid() -> int:
+    return os.getppid()
+
+
+async def spawn_and_report(start_method: str) -> dict[str, object]:
+    """Spawn one child with ``start_method``, have it answer, and report
+    where it ran: its pid and its parent's."""
+    async with ts.open_nursery(start_method=start_method) as an:
+        portal = await an.start_actor('grandchild', enable_modules=['actor_targets'])
+        report = {
+            'pid': portal.pid,
+            'ppid': await portal.run(parent_pid),
+            'sum': await portal.run(add, a=2, b=3),
+        }
+        await portal.cancel_actor()
+    return report
+
+
+async def raise_after_spawning(start_method: str) -> None:
+    async with ts.open_nursery(start_method=start_method) as an:
+        await an.start_actor('grandchild', enable_modules=['actor_targets'])
+        raise LeafError('after spawning')
+
+
 async def run_blocking_grandchild(seconds: float, fifo: str) -> None:
     """Spawn a grandchild, publish its pid (``'grandchild_pid'``), and make it
     block synchronously for ``seconds``."""

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import os
-import socket
-import stat
+import select
 import struct
+
+import tractor_subint as ts
 
 
 class UnprintableError(Exception):
@@ -28,33 +29,24 @@ def raise_lone_surrogate() -> None:
     raise ValueError('bad text: \udc80 here')
 
 
+class Opaque:
+    """No codec carries this."""
+
+
 def return_unencodable() -> object:
-    return object()
+    return Opaque()
 
 
 async def yield_then_unencodable():
     yield 1
-    yield object()
+    yield Opaque()
 
 
 def _parent_socket_fd() -> int:
-    """The fd of this process's socket to its parent (the actor's channel):
-    the socket whose peer is the parent process (``SO_PEERCRED``)."""
-    parent = os.getppid()
-    for fd in range(3, 1024):
-        try:
-            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
-                continue
-        except OSError:
-            continue
-        sock = socket.socket(fileno=fd)
-        try:
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize('3i'))
-        finally:
-            sock.detach()
-        if struct.unpack('3i', creds)[0] == parent:
-            return fd
-    raise RuntimeError('no socket to the parent process found')
+    """The fd of this actor's socket to its parent (its channel)."""
+    chan = ts.current_actor().parent_channel
+    assert chan is not None, 'not an actor serving a parent'
+    return chan.fileno()
 
 
 def close_parent_socket() -> int:
@@ -69,7 +61,13 @@ def write_to_parent_socket(body: bytes) -> None:
     """Write one length-prefixed frame of ``body`` on the actor's channel, as
     user code writing to an inherited fd would (the actor's own frames use
     the same framing, so only the body can be wrong)."""
-    os.write(_parent_socket_fd(), struct.pack('>I', len(body)) + body)
+    fd, data = _parent_socket_fd(), memoryview(struct.pack('>I', len(body)) + body)
+    while data:  # the socket is non-blocking (trio's): wait out a full buffer
+        select.select([], [fd], [])
+        try:
+            data = data[os.write(fd, data):]
+        except BlockingIOError:
+            pass
 
 
 def nested_list(depth: int) -> list[object]:
@@ -79,13 +77,19 @@ def nested_list(depth: int) -> list[object]:
     return value
 
 
-def deeply_nested_msgpack(depth: int, cid: int = 1) -> bytes:
-    """A well-formed msgpack ``Return`` for call ``cid`` (< 128) whose value
-    nests ``depth`` arrays: ``[tag, cid, value]``, written by hand (an
-    encoder refuses to build it)."""
+def deeply_nested_reply(codec: str, depth: int, cid: int = 1) -> bytes:
+    """A well-formed ``Return`` for call ``cid`` (< 128) in ``codec``
+    ('msgpack' or 'marshal') whose value nests ``depth`` lists:
+    ``[tag, cid, value]``, written by hand (the encoders refuse to build it)."""
     from tractor_subint.runtime._msgs import RETURN_TAG
 
-    return bytes([0x93, RETURN_TAG, cid]) + b'\x91' * depth + b'\x90'
+    if codec == 'msgpack':
+        return bytes([0x93, RETURN_TAG, cid]) + b'\x91' * depth + b'\x90'
+    one_item, no_items = b'[' + struct.pack('<i', 1), b'[' + struct.pack('<i', 0)
+    return (
+        b'[' + struct.pack('<i', 3) + b'i' + struct.pack('<i', RETURN_TAG) + b'i' + struct.pack('<i', cid)
+        + one_item * depth + no_items
+    )
 
 
 # -- a fast producer whose progress the test can ask about --------------------

@@ -13,7 +13,7 @@ from tractor_subint.spawn import available_start_methods
 
 # It measures every backend itself: once per CI Python is enough.
 pytestmark = pytest.mark.skipon_spawn_backend(
-    'main_thread_forkserver', 'subint_forkserver', reason='the bench runs every backend itself',
+    'main_thread_forkserver', 'subint_forkserver', 'subint', reason='the bench runs every backend itself',
 )
 
 
@@ -35,6 +35,8 @@ def test_one_run_has_every_backend_beside_the_references():
     for key in available_start_methods():
         if key == 'subint_forkserver':
             expected += ['subint_forkserver (cold)', 'subint_forkserver (pool hit)']
+        elif key == 'subint':
+            expected += ['subint (isolated)', 'subint (legacy)']
         else:
             expected.append(key)
     # The medians table, then the ratios table: each item once in each.
@@ -48,3 +50,17 @@ def test_warm_bytecode_reruns_with_a_private_cache(tmp_path):
     cache = tmp_path / '.cache' / 'tractor_subint' / 'bench-pycache'
     assert f'bytecode: warm (private bytecode cache {cache})' in text
     assert any(cache.rglob('*.pyc'))
+
+
+def test_subint_rows_and_the_transport_comparison():
+    text = _bench('--backends', 'subint', '--transport')
+    rows = [line.split('|')[1].strip() for line in text.splitlines() if line.startswith('| ')]
+    assert rows.count('subint (isolated)') == 2 and rows.count('subint (legacy)') == 2
+    header = next(line for line in text.splitlines() if line.startswith('| item | first |'))
+    for column in ('rtt_us', 'par8_stall', 'cpu1', 'cpu2'):
+        assert f' {column} ' in header
+    isolated = next(line for line in text.splitlines() if line.startswith('| subint (isolated) | '))
+    assert '–' not in isolated.split('|')[2:5]  # first, rtt_us and e2e were measured
+    for transport in ('socket pair (blocking recv)', 'interpreter queues, polled flat out',
+                      'interpreter queues, polled every 1 ms', 'interpreter queues + a pipe doorbell'):
+        assert rows.count(transport) == 2  # 64 B and 64 KiB

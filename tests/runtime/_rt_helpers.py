@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 
 import trio
 
+from tractor_subint.spawn import get_backend
+
 TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
 SCRIPTS_DIR = TESTS_DIR / 'scripts'
 
@@ -100,6 +102,8 @@ def pid_gone(pid: int, *, reap: bool = True) -> bool:
     """Whether ``pid`` has exited. A zombie counts as gone; with ``reap``, a
     zombie that is ours (pytest is a subreaper: orphans come back to it) is
     reaped on the way."""
+    if pid == os.getpid():  # in-process actors: gone with their interpreters
+        return not live_subinterpreters()
     state = _proc_state(pid)
     if state is None:
         return True
@@ -113,12 +117,35 @@ def pid_gone(pid: int, *, reap: bool = True) -> bool:
     return False
 
 
+def runs_in_this_process(start_method: str) -> bool:
+    """Whether ``start_method``'s actors live inside the spawning process
+    (their pid is ours)."""
+    return get_backend(start_method).in_process
+
+
+def live_subinterpreters() -> list[int]:
+    """Ids of this process's subinterpreters still alive."""
+    try:
+        import _interpreters
+    except ImportError:
+        return []
+    main = _interpreters.get_main()[0]
+    return sorted(int(i[0]) for i in _interpreters.list_all() if i[0] != main)
+
+
 def not_reaped(pids: Iterable[int]) -> list[str]:
     """The pids that still have a process entry (alive, or a zombie nobody
     reaped), described. For an actor's own children after its nursery is
-    done: the runtime must have reaped them."""
+    done: the runtime must have reaped them.
+
+    Our own pid stands for actors of an in-process backend: what must be gone
+    then is every subinterpreter of this process.
+    """
     left = []
-    for pid in pids:
+    for pid in dict.fromkeys(pids):
+        if pid == os.getpid():
+            left += [f'subinterpreter {i} (in this process)' for i in live_subinterpreters()]
+            continue
         state = _proc_state(pid)
         if state is not None:
             left.append(f'{pid} (state {state})')

@@ -51,6 +51,7 @@ async def test_module_raising_at_import_is_a_boot_failure(start_method):
     assert elapsed < PROMPT, f'boot failure took {elapsed:.2f}s'
 
 
+@pytest.mark.needs_own_process(reason='the actor ends its process')
 @trio_parent_test(timeout=20)
 async def test_module_exiting_at_import_is_a_boot_failure(start_method):
     err, elapsed = await _spawn_failure(['boot_crash_exit'])
@@ -61,6 +62,7 @@ async def test_module_exiting_at_import_is_a_boot_failure(start_method):
     assert elapsed < PROMPT, f'boot failure took {elapsed:.2f}s'
 
 
+@pytest.mark.needs_own_process(reason='the actor ends its process')
 @trio_parent_test(timeout=20)
 async def test_module_segfaulting_at_import_is_a_boot_failure(start_method):
     err, elapsed = await _spawn_failure(['boot_crash_segv'])
@@ -85,6 +87,7 @@ async def test_late_listener_still_connects(start_method, monkeypatch):
     assert not_reaped([portal.pid]) == []
 
 
+@pytest.mark.needs_own_process(reason='the actor ends its process')
 @trio_parent_test(timeout=20)
 async def test_child_dying_before_ready_with_late_listener(start_method, monkeypatch):
     # The child exits with 3 before its hello, and the parent only starts

@@ -7,6 +7,7 @@ be shielded from this test's own ``fail_after``.
 from __future__ import annotations
 
 import actor_targets
+import pytest
 import trio
 from _rt_helpers import not_reaped
 
@@ -57,6 +58,7 @@ async def test_daemon_cancel_actor(start_method):
                 assert await portal.cancel_actor() is True
 
 
+@pytest.mark.needs_own_process(reason='no signal ends a thread; in-process: test_subint_backend')
 @trio_parent_test(timeout=20)
 async def test_non_checkpointing_actor_is_hard_killed(start_method, fifo):
     bound = CANCEL_ACK_TIMEOUT + TERMINATE_TIMEOUT

@@ -11,9 +11,10 @@ import actor_targets
 import hostile_targets
 import pytest
 import trio
-from _rt_helpers import ScriptProcess, not_reaped, script_env
+from _rt_helpers import ScriptProcess, not_reaped, runs_in_this_process, script_env
 
 import tractor_subint as ts
+from tractor_subint.spawn import get_backend
 from tractor_subint.testing import trio_parent_test
 
 MODULES = ['actor_targets', 'hostile_targets']
@@ -49,11 +50,12 @@ async def test_an_error_that_is_hard_to_send_arrives_boxed(start_method, target,
 
 @trio_parent_test(timeout=20)
 async def test_unencodable_arguments_fail_in_the_caller_before_sending(start_method):
+    codec = get_backend(start_method).codec
     async with ts.open_nursery() as an:
         portal = await an.start_actor('hostile', enable_modules=MODULES)
-        with pytest.raises(TypeError, match='msgpack'):
+        with pytest.raises(TypeError, match=f'{codec} codec: .*object'):
             await portal.run(actor_targets.echo, value=object())
-        with pytest.raises(TypeError, match='msgpack'):
+        with pytest.raises(TypeError, match=f'{codec} codec: .*object'):
             async with portal.open_stream_from(actor_targets.count_to, n=object()):
                 pass
         assert await portal.run(actor_targets.add, a=1, b=1) == 2
@@ -68,7 +70,7 @@ async def test_an_unencodable_result_or_item_is_a_remote_error_naming_its_type(s
         with pytest.raises(ts.RemoteActorError) as info:
             await portal.run(hostile_targets.return_unencodable)
         assert info.value.type_name == 'TypeError'
-        assert "type object" in info.value.remote_message
+        assert 'Opaque' in info.value.remote_message
 
         received = []
         with pytest.raises(ts.RemoteActorError) as info:
@@ -76,7 +78,7 @@ async def test_an_unencodable_result_or_item_is_a_remote_error_naming_its_type(s
                 async for item in stream:
                     received.append(item)
         assert received == [1]
-        assert "type object" in info.value.remote_message
+        assert 'Opaque' in info.value.remote_message
 
         assert await portal.run(actor_targets.add, a=1, b=1) == 2
         await portal.cancel_actor()
@@ -115,8 +117,9 @@ async def test_healthy_actors_print_nothing_with_warnings_as_errors(start_method
         await script.read_rest()
         rc = await script.proc.wait()
     assert rc == 0, script.describe()
-    assert script.stderr() == ''
-    assert children_output.read_text() == ''
+    assert script.stderr() == ''  # in-process actors print here: no stdio of their own
+    if not runs_in_this_process(start_method):
+        assert children_output.read_text() == ''
 
 
 # -- 8. __main__ targets further down the tree; a script without a guard ---------
@@ -188,8 +191,9 @@ async def test_a_value_nested_too_deep_fails_only_its_call(start_method):
             # when it encodes, by our decoder (3.14's C-stack check).
             with pytest.raises((ts.RemoteActorError, ts.ValueDecodeError)) as info:
                 await portal.run(hostile_targets.nested_list, depth=100_000)
-        if isinstance(info.value, ts.RemoteActorError):
-            assert info.value.type_name == 'RecursionError'
+        if isinstance(info.value, ts.RemoteActorError):  # msgpack: RecursionError; marshal: its own
+            error = info.value
+            assert error.type_name == 'RecursionError' or 'too deeply nested' in error.remote_message
         assert await portal.run(actor_targets.add, a=1, b=2) == 3
         await portal.cancel_actor()
     assert not_reaped([portal.pid]) == []
@@ -205,7 +209,7 @@ async def test_a_reply_whose_value_does_not_decode_fails_only_its_call(start_met
             with pytest.raises(ts.ValueDecodeError, match="actor 'hostile' sent a Return value"):
                 await portal.run(
                     hostile_targets.write_to_parent_socket,
-                    body=hostile_targets.deeply_nested_msgpack(100_000),
+                    body=hostile_targets.deeply_nested_reply(get_backend(start_method).codec, 100_000),
                 )
         assert await portal.run(actor_targets.add, a=1, b=2) == 3  # the channel is in step
         assert await portal.cancel_actor() is True
@@ -223,7 +227,10 @@ async def test_a_child_writing_an_undecodable_frame_is_killed_and_named(start_me
     assert 'it sent what the protocol does not allow' in str(pending.value)
     assert 'does not decode' in str(pending.value)
     assert pending.value.exit_status is not None
-    assert pending.value.exit_status.signal == signal.SIGKILL
+    if runs_in_this_process(start_method):  # "killed": asked to stop, as by SIGKILL
+        assert pending.value.returncode == 128 + signal.SIGKILL
+    else:
+        assert pending.value.exit_status.signal == signal.SIGKILL
     assert 'was killed' in str(info.value)  # the nursery says so too
     assert not_reaped([portal.pid]) == []
     # The parent is still usable: a new tree spawns and answers.

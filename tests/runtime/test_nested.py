@@ -44,6 +44,7 @@ async def test_error_at_the_leaf_through_portal_run(start_method):
     assert 'LeafError: leaf depth0 failed on purpose' in str(err)
 
 
+@pytest.mark.needs_own_process(reason='the blocked grandchild is SIGKILLed; in-process: test_subint_backend')
 @trio_parent_test(timeout=30)
 async def test_cancel_tree_while_grandchild_blocks(start_method, fifo):
     """The grandchild sits in a blocking ``time.sleep``: cancelling the root's

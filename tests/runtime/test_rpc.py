@@ -5,7 +5,7 @@ import os
 
 import actor_targets
 import pytest
-from _rt_helpers import not_reaped
+from _rt_helpers import not_reaped, runs_in_this_process
 
 import tractor_subint as ts
 from tractor_subint.testing import trio_parent_test
@@ -33,7 +33,7 @@ async def test_rpc_round_trip(start_method):
         assert tuple(info['uid']) == portal.uid
         assert tuple(info['uid']) != root.uid
         assert info['pid'] == portal.pid
-        assert info['pid'] != os.getpid()  # another process
+        assert (info['pid'] == os.getpid()) == runs_in_this_process(start_method)
 
         assert await portal.cancel_actor() is True
 
@@ -50,7 +50,8 @@ async def test_run_in_actor_result(start_method):
     assert await portal.wait_for_result() == 3
     info = await who.wait_for_result()
     assert info['name'] == 'whoami'
-    assert info['pid'] == who.pid != os.getpid()
+    assert info['pid'] == who.pid
+    assert (who.pid == os.getpid()) == runs_in_this_process(start_method)
     assert not_reaped([portal.pid, who.pid]) == []
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 
 import actor_targets
 import pytest
+from _rt_helpers import runs_in_this_process
 
 import tractor_subint as ts
 from tractor_subint.runtime._child import ChildActor
+from tractor_subint.spawn.backends.subint import subint_mode
 from tractor_subint.testing import trio_parent_test
 
 WARM_UP = 20
@@ -28,6 +31,28 @@ def _status(field: str) -> int:
             if line.startswith(f'{field}:'):
                 return int(line.split()[1])
     raise LookupError(field)
+
+
+def _cpython_leak_per_isolated_interpreter() -> float:
+    """RSS bytes CPython itself keeps per isolated subinterpreter that
+    imported trio and was destroyed, measured here (3.13: several MiB, its
+    own-obmalloc arenas are not given back; 3.14: none).
+    ``ai/conc-anal/isolated_subint_memory_not_returned_on_3_13.md``."""
+    import _interpreters
+
+    def one() -> None:
+        interp = _interpreters.create(_interpreters.new_config('isolated'))
+        try:
+            assert _interpreters.exec(interp, 'import trio') is None
+        finally:
+            _interpreters.destroy(interp)
+
+    for _ in range(3):
+        one()
+    before = _status('VmRSS') * 1024
+    for _ in range(10):
+        one()
+    return max(0.0, (_status('VmRSS') * 1024 - before) / 10)
 
 
 def _measure() -> dict[str, int]:
@@ -61,7 +86,15 @@ async def test_200_cycles_in_one_nursery_leave_the_parent_flat(start_method):
     print(f'\nsoak ({start_method}, {CYCLES} cycles): before {before}, growth {growth}')
     assert growth['fds'] <= MAX_FD_GROWTH, growth
     assert growth['threads'] <= MAX_THREAD_GROWTH, growth
-    assert growth['rss'] <= MAX_RSS_GROWTH, growth
+    rss_bound = MAX_RSS_GROWTH
+    if runs_in_this_process(start_method) and subint_mode() == 'isolated':
+        # Each actor was an isolated subinterpreter of this process: what
+        # CPython keeps of one (none on 3.14) is allowed, nothing of ours.
+        cpython = _cpython_leak_per_isolated_interpreter()
+        rss_bound += int(CYCLES * cpython * 1.5)
+        print(f'CPython keeps {cpython / 2**20:.2f} MiB per isolated subinterpreter here '
+              f'(Python {sys.version.split()[0]}): RSS bound {rss_bound / 2**20:.0f} MiB')
+    assert growth['rss'] <= rss_bound, growth
     # Finished children are let go: at most the last one is still on its way out.
     assert after['child_actors'] <= 1, after
     assert still_listed <= 1

@@ -1,4 +1,4 @@
-"""The experimental in-process ``subint`` backend (issue 10), tested on its
+"""The in-process ``subint`` backend (issue 10), tested on its
 own whatever ``--spawn-backend`` says: an actor is a fresh subinterpreter
 of this process on a thread of its own."""
 from __future__ import annotations
@@ -14,6 +14,7 @@ import trio
 from _rt_helpers import ScriptProcess, script_env
 
 import tractor_subint as ts
+from tractor_subint.spawn import current_tree
 from tractor_subint.spawn.backends.subint import MODE_ENV_VAR
 from tractor_subint.testing import trio_parent_test
 
@@ -44,25 +45,42 @@ async def test_an_actor_is_a_subinterpreter_of_this_process(monkeypatch, mode):
     assert _interpreters.list_all() == [_interpreters.get_main()]
 
 
+def _gil(interp_id: int) -> str:
+    return str(_interpreters.get_config(interp_id).gil)
+
+
 @trio_parent_test(timeout=30)
-async def test_an_isolated_actor_says_which_module_will_not_load(monkeypatch):
-    monkeypatch.setenv(MODE_ENV_VAR, 'isolated')
+async def test_each_actor_picks_its_interpreter(monkeypatch):
+    # One tree, two kinds: an isolated actor (the default) refuses msgspec and
+    # says how to load it; a legacy sibling loads it.
+    monkeypatch.delenv(MODE_ENV_VAR, raising=False)
     async with ts.open_nursery(start_method='subint') as an:
         with pytest.raises(ts.ActorFailure) as info:
             await an.start_actor('picky', enable_modules=['msgspec'])
+        lenient = await an.start_actor(
+            'lenient', enable_modules=['actor_targets', 'msgspec'], interpreter='legacy',
+        )
+        isolated = await an.start_actor('own-gil', enable_modules=['actor_targets'])
+        assert _gil((await lenient.run(actor_targets.interpreter))['interp_id']) == 'shared'
+        assert _gil((await isolated.run(actor_targets.interpreter))['interp_id']) == 'own'
+        assert await lenient.run(actor_targets.add, a=1, b=1) == 2
+        await an.cancel()
     first_line = str(info.value).splitlines()[0]
     assert "enabled module 'msgspec' cannot load in this actor's isolated subinterpreter" in first_line
-    assert 'TRACTOR_SUBINT_SUBINT_MODE=legacy' in first_line
+    assert "interpreter='legacy'" in first_line
     assert _subint_threads() == []
+    assert _interpreters.list_all() == [_interpreters.get_main()]
 
 
 @trio_parent_test(timeout=30)
-async def test_a_legacy_actor_loads_what_isolated_ones_cannot(monkeypatch):
+async def test_the_tree_default_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(MODE_ENV_VAR, 'legacy')
     async with ts.open_nursery(start_method='subint') as an:
-        portal = await an.start_actor('lenient', enable_modules=['actor_targets', 'msgspec'])
-        assert await portal.run(actor_targets.add, a=1, b=1) == 2
-        await portal.cancel_actor()
+        legacy = await an.start_actor('lenient', enable_modules=['actor_targets', 'msgspec'])
+        isolated = await an.start_actor('own-gil', enable_modules=['actor_targets'], interpreter='isolated')
+        assert _gil((await legacy.run(actor_targets.interpreter))['interp_id']) == 'shared'
+        assert _gil((await isolated.run(actor_targets.interpreter))['interp_id']) == 'own'
+        await an.cancel()
     assert _interpreters.list_all() == [_interpreters.get_main()]
 
 
@@ -72,6 +90,12 @@ async def test_a_bad_mode_is_a_clear_error(monkeypatch):
     async with ts.open_nursery(start_method='subint') as an:
         with pytest.raises(ValueError, match=f'{MODE_ENV_VAR} must be'):
             await an.start_actor('never', enable_modules=['actor_targets'])
+        with pytest.raises(ValueError, match='interpreter must be one of .isolated., .legacy.'):
+            await an.start_actor('never', enable_modules=['actor_targets'], interpreter='shared')
+    with pytest.raises(ValueError, match="spawn method 'trio' offers no choice of interpreter"):
+        async with ts.open_nursery(start_method='trio') as an:
+            await an.run_in_actor(actor_targets.add, interpreter='legacy', a=1, b=2)
+    assert _subint_threads() == []
 
 
 @trio_parent_test(timeout=30)
@@ -122,4 +146,23 @@ async def test_a_blocked_subint_actor_ends_when_its_blocking_call_returns(fifo):
             tn.cancel_scope.cancel()
         assert portal.pid == os.getpid()
     assert _subint_threads() == []
+    assert _interpreters.list_all() == [_interpreters.get_main()]
+
+
+@pytest.mark.parametrize('method', ['main_thread_forkserver', 'subint_forkserver'])
+@trio_parent_test(timeout=60)
+async def test_a_subint_actor_gets_forked_children_from_the_tree_s_forkserver(method):
+    # This process holds subinterpreters: it must not fork, so a subint
+    # actor's fork-backend child comes from the tree's forkserver process.
+    async with ts.open_nursery(start_method='subint') as an:
+        portal = await an.start_actor('middle', enable_modules=['actor_targets'])
+        report = await portal.run(actor_targets.spawn_and_report, start_method=method)
+        tree = current_tree()
+        assert tree is not None
+        forkserver = tree.forkserver_pid  # started by the actor's request
+        await portal.cancel_actor()
+    assert report['sum'] == 5
+    assert forkserver not in (None, os.getpid())
+    assert report['pid'] not in (os.getpid(), forkserver)
+    assert report['ppid'] == forkserver
     assert _interpreters.list_all() == [_interpreters.get_main()]

@@ -2,6 +2,9 @@
 waiting on an actor stuck in a blocking call), the interrupt landing inside
 the runtime's own nurseries.
 
+usage: interrupt_while_cancelling.py FIFO [SECONDS]; the stuck actor blocks
+for SECONDS (default 30).
+
 Prints ``CANCELLING {"actors": [pids]}`` right before ``an.cancel()``, then
 ``INTERRUPTED`` and exits 130 on a plain ``KeyboardInterrupt`` out of
 ``trio.run``; anything else (a group included) prints ``ERROR`` and fails.
@@ -27,8 +30,9 @@ async def main() -> None:
         stuck = await an.start_actor('stuck', enable_modules=['actor_targets'])
         idle = await an.start_actor('idle', enable_modules=['actor_targets'])
         fifo = sys.argv[1]
+        seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 30.0
         async with trio.open_nursery() as tn:
-            tn.start_soon(lambda: stuck.run(actor_targets.blocking_sleep, seconds=30, fifo=fifo))
+            tn.start_soon(lambda: stuck.run(actor_targets.blocking_sleep, seconds=seconds, fifo=fifo))
             # The stuck actor says so (FIFO) just before it blocks.
             async with await trio.open_file(fifo, 'rb') as reports:
                 await reports.readline()
