@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
-from ..runtime import ActorNursery, open_nursery
-from ._probes import uss_mib
-from .targets import echo
+from ..runtime import ActorNursery, Portal, open_nursery
+from ._probes import StallMeter, uss_mib
+from .targets import echo, spin
 
 TARGETS = 'tractor_subint.bench.targets'
+RTT_CALLS = 20
+"""RPC round trips timed per "first" sample, on the actor just spawned."""
+SPIN = 3_000_000
+"""``spin`` iterations of the CPU-bound call (a few hundred ms here)."""
 
 
 @dataclass
@@ -34,6 +40,14 @@ class Sample:
     total: float | None = None
     """A parallel batch: until every child was reaped."""
     uss: list[float] = field(default_factory=list)
+    spawn_stall: float | None = None
+    """A parallel batch: the parent loop's longest gap until every child answered."""
+    rtt_us: float | None = None
+    """Median RPC round trip on a live actor, microseconds."""
+    cpu_one: float | None = None
+    """One actor's CPU-bound call (``spin``), alone."""
+    cpu_two: float | None = None
+    """The same call in two actors at once, until both answered."""
 
 
 def _ms(since: float) -> float:
@@ -53,8 +67,12 @@ class Item:
     async def end_to_end(self) -> Sample:
         raise NotImplementedError
 
-    async def parallel(self, n: int, *, read_uss: bool) -> Sample:
+    async def parallel(self, n: int, *, read_uss: bool, meter: StallMeter) -> Sample:
         raise NotImplementedError
+
+    async def cpu(self) -> Sample:
+        """CPU-bound work in one actor, then in two at once (backends only)."""
+        return Sample()
 
     @asynccontextmanager
     async def opened(self) -> AsyncIterator[None]:
@@ -67,11 +85,18 @@ class BackendItem(Item):
     ``cancel_actor``. "first" is measured in a nursery that stays open for
     the whole run (no per-tree costs), end to end in a fresh one."""
 
-    def __init__(self, key: str, *, name: str | None = None, warm_pool: int | None = None) -> None:
+    def __init__(
+        self, key: str, *, name: str | None = None, warm_pool: int | None = None,
+        interpreter: str | None = None,
+    ) -> None:
         self.key = key
         self.name = name or key
         self.warm_pool = warm_pool
+        self.interpreter = interpreter
         self._nursery: ActorNursery | None = None
+
+    async def _start(self, an: ActorNursery, name: str = 'bench') -> Portal:
+        return await an.start_actor(name, enable_modules=[TARGETS], interpreter=self.interpreter)
 
     @asynccontextmanager
     async def opened(self) -> AsyncIterator[None]:
@@ -85,29 +110,48 @@ class BackendItem(Item):
     async def first(self) -> Sample:
         assert self._nursery is not None
         started = time.perf_counter()
-        portal = await self._nursery.start_actor('bench', enable_modules=[TARGETS])
+        portal = await self._start(self._nursery)
         assert await portal.run(echo, x=1) == 1
         first = _ms(started)
+        trips = []
+        for i in range(RTT_CALLS):
+            sent = time.perf_counter()
+            assert await portal.run(echo, x=i) == i
+            trips.append(time.perf_counter() - sent)
         cancelling = time.perf_counter()
         await portal.cancel_actor()
-        return Sample(first=first, cancel=_ms(cancelling))
+        return Sample(first=first, cancel=_ms(cancelling), rtt_us=statistics.median(trips) * 1e6)
 
     async def end_to_end(self) -> Sample:
         started = time.perf_counter()
         async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
-            portal = await an.start_actor('bench', enable_modules=[TARGETS])
+            portal = await self._start(an)
             assert await portal.run(echo, x=1) == 1
             await portal.cancel_actor()
         return Sample(end_to_end=_ms(started))
 
-    async def parallel(self, n: int, *, read_uss: bool) -> Sample:
+    async def cpu(self) -> Sample:
+        async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
+            first, second = await self._start(an, 'cpu0'), await self._start(an, 'cpu1')
+            started = time.perf_counter()
+            await first.run(spin, n=SPIN)
+            one = _ms(started)
+            started = time.perf_counter()
+            async with trio.open_nursery() as tn:
+                tn.start_soon(partial(first.run, spin, n=SPIN))
+                tn.start_soon(partial(second.run, spin, n=SPIN))
+            two = _ms(started)
+            await an.cancel()
+        return Sample(cpu_one=one, cpu_two=two)
+
+    async def parallel(self, n: int, *, read_uss: bool, meter: StallMeter) -> Sample:
         started = time.perf_counter()
         sample = Sample()
         async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
             pids: list[int] = []
 
             async def one(i: int) -> None:
-                portal = await an.start_actor(f'bench{i}', enable_modules=[TARGETS])
+                portal = await self._start(an, f'bench{i}')
                 assert await portal.run(echo, x=i) == i
                 pids.append(portal.pid)
 
@@ -115,6 +159,7 @@ class BackendItem(Item):
                 for i in range(n):
                     tn.start_soon(one, i)
             sample.all_answered = _ms(started)
+            sample.spawn_stall = meter.worst * 1000
             if read_uss:
                 # An in-process actor has no memory of its own to read.
                 own = [pid for pid in pids if pid != os.getpid()]
@@ -199,7 +244,7 @@ class ForkReference(Item):
         await self._release(*await self._spawn())
         return Sample(end_to_end=_ms(started))
 
-    async def parallel(self, n: int, *, read_uss: bool) -> Sample:
+    async def parallel(self, n: int, *, read_uss: bool, meter: StallMeter) -> Sample:
         started = time.perf_counter()
         children: list[tuple[int, int]] = []
 
@@ -209,7 +254,7 @@ class ForkReference(Item):
         async with trio.open_nursery() as tn:
             for _ in range(n):
                 tn.start_soon(one)
-        sample = Sample(all_answered=_ms(started))
+        sample = Sample(all_answered=_ms(started), spawn_stall=meter.worst * 1000)
         if read_uss:
             sample.uss = [u for u in (uss_mib(pid) for pid, _ in children) if u is not None]
         async with trio.open_nursery() as tn:
