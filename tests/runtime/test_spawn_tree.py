@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import actor_targets
+import pytest
 import trio
 from _rt_helpers import wait_pids_gone
 
@@ -67,3 +68,26 @@ async def test_a_nested_spawn_starts_the_forkserver_only_where_needed(start_meth
     assert await wait_pids_gone(pids, timeout=0) == []
     assert current_tree() is None
     assert len(ended) == 1
+
+
+@pytest.mark.skipon_spawn_backend('trio', 'subint', reason='nothing forks in this process')
+@trio_parent_test(timeout=60)
+async def test_a_fork_refused_after_the_check_goes_through_the_forkserver(start_method, monkeypatch):
+    """A process that could fork when it looked, and could not when it
+    forked (another thread created a subinterpreter in between, e.g. an
+    in-process actor booting): the tree's forkserver forks instead of the
+    spawn failing. The refusal is injected at the local fork."""
+    from tractor_subint.spawn import SubinterpretersAliveError
+    from tractor_subint.spawn.backends import _forked
+
+    async def refused(*args: object) -> None:
+        raise SubinterpretersAliveError('a subinterpreter appeared (injected)')
+
+    monkeypatch.setattr(_forked, '_fork_here', refused)
+    async with ts.open_nursery(warm_pool=0) as an:
+        portal = await an.start_actor('late', enable_modules=['actor_targets'])
+        assert await portal.run(actor_targets.add, a=1, b=1) == 2
+        tree = current_tree()
+        assert tree is not None and tree.forkserver_pid is not None
+        assert {p.pid: p.ppid for p in descendants()}[portal.pid] == tree.forkserver_pid
+        await an.cancel()

@@ -200,3 +200,31 @@ async def test_the_pool_waits_out_a_subinterpreter_of_its_process_then_refills()
         portal = await an.start_actor('pooled', enable_modules=MODULES)
         assert await portal.run(actor_targets.add, a=1, b=2) == 3
         await an.cancel()
+
+
+@trio_parent_test(timeout=60)
+async def test_the_keeper_survives_a_refusal_whose_subinterpreter_is_already_gone(monkeypatch):
+    # The bad interleaving, forced: a fork is refused because a subinterpreter
+    # lives, and it is destroyed before the keeper looks again. The keeper
+    # used to ask can_fork_here() then, get yes, and die with the refusal.
+    from tractor_subint.spawn._fork import SubinterpretersAliveError
+    from tractor_subint.spawn._pool import WarmPool
+
+    real_fork_member = WarmPool._fork_member
+    refusals = []
+
+    def refuse_once(self):
+        if not refusals:
+            refusals.append(1)
+            raise SubinterpretersAliveError('a subinterpreter lived at the fork (injected)')
+        return real_fork_member(self)
+
+    monkeypatch.setattr(WarmPool, '_fork_member', refuse_once)
+    assert _interpreters.list_all() == [_interpreters.get_main()]  # none is alive now
+    async with ts.open_nursery(start_method=SFS, warm_pool=1) as an:
+        pool = await _ready_pool(1)  # refilled after the refusal
+        assert refusals == [1]
+        assert not pool.refill_blocked.is_set()
+        portal = await an.start_actor('pooled', enable_modules=MODULES)
+        assert await portal.run(actor_targets.add, a=2, b=2) == 4
+        await an.cancel()

@@ -159,3 +159,22 @@ def test_importing_trio_in_a_subint_starts_no_subprocess():
         if write_fd >= 0:
             os.close(write_fd)
     assert started == ''
+
+
+def test_no_subinterpreter_is_created_while_a_fork_holds_the_creation_lock():
+    # A fork holds CREATION_LOCK from its last check to os.fork(): a creation
+    # in between would make the child crash. Hold it as a fork would.
+    import threading
+
+    from tractor_subint.spawn._subint_host import CREATION_LOCK, new_subint
+
+    created: list[int] = []
+    with CREATION_LOCK:
+        creator = threading.Thread(target=lambda: created.append(new_subint('isolated')))
+        creator.start()
+        creator.join(0.3)
+        assert creator.is_alive() and created == []  # waiting for the "fork" to end
+        assert _interpreters.list_all() == [_interpreters.get_main()]
+    creator.join(10)
+    assert len(created) == 1
+    _interpreters.destroy(created[0])

@@ -44,6 +44,7 @@ __all__ = [
     'SpawnRequest',
     'SpawnTree',
     'StdioPolicy',
+    'SubinterpretersAliveError',
     'SubintExecError',
     'available_start_methods',
     'can_fork_here',
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
     from ._exit_status import ChildExceptionInfo as ChildExceptionInfo
     from ._exit_status import ChildExit as ChildExit
     from ._exit_status import ChildExitStatus as ChildExitStatus
+    from ._fork import SubinterpretersAliveError as SubinterpretersAliveError
     from ._fork import can_fork_here as can_fork_here
     from ._fork import fork_from_worker_thread as fork_from_worker_thread
     from ._fork import in_subinterpreter as in_subinterpreter
@@ -134,8 +136,8 @@ __getattr__ = lazy_getattr(__name__, {
     ),
     '._exit_status': ('ChildExceptionInfo', 'ChildExit', 'ChildExitStatus'),
     '._fork': (
-        'can_fork_here', 'fork_from_worker_thread', 'in_subinterpreter',
-        'live_subinterpreters', 'refuse_unsafe_fork', 'wait_child',
+        'SubinterpretersAliveError', 'can_fork_here', 'fork_from_worker_thread',
+        'in_subinterpreter', 'live_subinterpreters', 'refuse_unsafe_fork', 'wait_child',
     ),
     '._forked_process': ('ForkedProcess', 'fork_process'),
     '._prelude': ('StdioPolicy', 'name_this_process'),

@@ -34,6 +34,7 @@ from ._prelude import (
     resolve_stdio_policy,
     run_child_prelude,
 )
+from ._subint_host import CREATION_LOCK
 
 
 def in_subinterpreter() -> bool:
@@ -53,8 +54,14 @@ def can_fork_here() -> bool:
     return not in_subinterpreter() and not live_subinterpreters()
 
 
+class SubinterpretersAliveError(RuntimeError):
+    """Refused to fork: this process holds live subinterpreters (it may be
+    able to later, once they are gone)."""
+
+
 def refuse_unsafe_fork() -> None:
-    """Raise :class:`RuntimeError` where a fork would produce a dying child."""
+    """Raise :class:`RuntimeError` where a fork would produce a dying child
+    (:class:`SubinterpretersAliveError` while subinterpreters live)."""
     if in_subinterpreter():
         raise RuntimeError(
             f'refusing to fork from inside subinterpreter '
@@ -65,7 +72,7 @@ def refuse_unsafe_fork() -> None:
         )
     live = live_subinterpreters()
     if live:
-        raise RuntimeError(
+        raise SubinterpretersAliveError(
             f'refusing to fork: this process holds {len(live)} live '
             f'subinterpreter(s) (ids {live}), and a child forked now crashes '
             f'in its post-fork cleanup whatever thread forks (CPython issue '
@@ -147,10 +154,11 @@ def fork_with_report(
 
     def fork_here() -> None:
         try:
-            # Checked again here: the window to the fork is now one thread hop.
-            refuse_unsafe_fork()
-            flush_std_streams()
-            pid = fork_quietly()
+            # Checked again here, with creations held off until the fork.
+            with CREATION_LOCK:
+                refuse_unsafe_fork()
+                flush_std_streams()
+                pid = fork_quietly()
         except BaseException as exc:
             outcome['error'] = exc
             return

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ._fds import close_fds
-from ._fork import can_fork_here, fork_with_report
+from ._fork import SubinterpretersAliveError, fork_with_report
 from ._pool_member import READY, WarmUp, serve_as_pool_member
 from .forkserver._wire import WireChannel
 
@@ -278,9 +278,9 @@ class PoolKeeper:
         keeper tries again after :data:`BLOCKED_RETRY` instead of dying."""
         try:
             self.pool.refill()
-        except RuntimeError:
-            if can_fork_here():
-                raise
+        except SubinterpretersAliveError:
+            # Decided by the refusal itself: asking can_fork_here() now could
+            # find the subinterpreter already gone, and the keeper would die.
             self.pool.refill_blocked.set()
             self._refill_after = time.monotonic() + BLOCKED_RETRY
             return False

@@ -31,6 +31,7 @@ Three CPython facts drive this module (measured on 3.13.0 and 3.14.10):
 from __future__ import annotations
 
 import _interpreters
+import threading
 import types
 import warnings
 from collections.abc import Mapping, Sequence
@@ -208,10 +209,17 @@ del __tractor_subint_seeded__
 """
 
 
+CREATION_LOCK = threading.Lock()
+"""Held while :func:`new_subint` creates a subinterpreter, and by a forking
+thread from its last "no subinterpreter alive" check to its fork
+(``_fork``): a child forked while another thread creates one would crash."""
+
+
 def new_subint(kind: SubintKind = 'legacy') -> int:
     """Create a subinterpreter with :func:`subint_config`, its library
     lookups seeded (module docstring); return its id."""
-    interp_id = int(_interpreters.create(subint_config(kind)))
+    with CREATION_LOCK:
+        interp_id = int(_interpreters.create(subint_config(kind)))
     failure = _interpreters.exec(interp_id, _LIBRARY_SEED)
     if failure is not None:
         _interpreters.destroy(interp_id)

@@ -12,7 +12,7 @@ import trio
 from .._child_host import ChildSpec, HostKind, run_forked_child
 from .._contract import SpawnRequest
 from .._docs import FORK_WITH_LIVE_SUBINT_DOC
-from .._fork import can_fork_here
+from .._fork import SubinterpretersAliveError, can_fork_here
 from .._forked_process import ForkedProcess, fork_process
 from .._pool import Member, PoolKeeper, WarmPool, pool_size
 from .._pool_member import READY, WarmUp, handout_frame
@@ -29,21 +29,13 @@ async def spawn_forked(request: SpawnRequest, host: HostKind) -> ProcessHandle:
     forkserver. The child joins that tree."""
     forkserver = current_forkserver_address()
     if can_fork_here():
-        spec = ChildSpec(
-            request.name, request.entry, request.boot_payload, request.ipc_fd, host,
-            tree=forkserver, env=dict(request.env),
-        )
-        if host == 'subint' and pool_size(request.warm_pool):
-            pooled = await _from_warm_pool(request, spec)
-            if pooled is not None:
-                return pooled
-        return await trio.to_thread.run_sync(partial(
-            fork_process,
-            partial(run_forked_child, spec),
-            thread_name=f'tractor-subint-forker[{request.name}]',
-            keep_fds=(request.ipc_fd,),
-            stdio=request.stdio,
-        ))
+        try:
+            return await _fork_here(request, host, forkserver)
+        except SubinterpretersAliveError:
+            if forkserver is None:
+                raise
+            # Another thread created a subinterpreter since the check above
+            # (an in-process actor booting): the forkserver forks instead.
     if forkserver is None:
         raise RuntimeError(
             f'cannot spawn {request.name!r}: this process holds a subinterpreter, so it '
@@ -51,6 +43,24 @@ async def spawn_forked(request: SpawnRequest, host: HostKind) -> ProcessHandle:
             f'it (open one with tractor_subint.spawn.open_tree(); see {FORK_WITH_LIVE_SUBINT_DOC})'
         )
     return await spawn_via_forkserver(forkserver, request, host=host)
+
+
+async def _fork_here(request: SpawnRequest, host: HostKind, forkserver: str | None) -> ProcessHandle:
+    spec = ChildSpec(
+        request.name, request.entry, request.boot_payload, request.ipc_fd, host,
+        tree=forkserver, env=dict(request.env),
+    )
+    if host == 'subint' and pool_size(request.warm_pool):
+        pooled = await _from_warm_pool(request, spec)
+        if pooled is not None:
+            return pooled
+    return await trio.to_thread.run_sync(partial(
+        fork_process,
+        partial(run_forked_child, spec),
+        thread_name=f'tractor-subint-forker[{request.name}]',
+        keep_fds=(request.ipc_fd,),
+        stdio=request.stdio,
+    ))
 
 
 def local_warm_pool(entry: str) -> WarmPool | None:
