@@ -127,7 +127,7 @@ async def test_ctrl_c_ends_a_root_with_subint_actors_with_status_130(tmp_path):
 
 
 @trio_parent_test(timeout=30)
-async def test_a_blocked_subint_actor_ends_when_its_blocking_call_returns(fifo):
+async def test_a_blocked_subint_actor_ends_when_its_blocking_call_returns(fifo, caplog):
     # No signal ends a thread: the kill ladder's requests wait for the
     # blocking call to return (the documented bound), then the actor exits.
     async with ts.open_nursery(start_method='subint') as an:
@@ -147,6 +147,10 @@ async def test_a_blocked_subint_actor_ends_when_its_blocking_call_returns(fifo):
         assert portal.pid == os.getpid()
     assert _subint_threads() == []
     assert _interpreters.list_all() == [_interpreters.get_main()]
+    # The ladder's last step says what it is in-process: no SIGKILL to be had.
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert any('it runs in this process, where nothing ends a blocking call' in w for w in warnings)
+    assert not any('SIGKILL' in w for w in warnings)
 
 
 @pytest.mark.parametrize('method', ['main_thread_forkserver', 'subint_forkserver'])

@@ -20,6 +20,7 @@ So an unresponsive child (stuck in a blocking call) is gone within
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -254,5 +255,11 @@ class ChildActor:
             with trio.move_on_after(TERMINATE_TIMEOUT):
                 await self._exited.wait()
         if not self._exited.is_set():
-            log.warning('%s did not exit after SIGTERM: SIGKILL', self.name)
+            if self.process.pid == os.getpid():  # an in-process actor: a thread, unkillable
+                log.warning(
+                    '%s did not exit after a terminate request; it runs in this process, where '
+                    'nothing ends a blocking call: waiting for the call to return', self.name,
+                )
+            else:
+                log.warning('%s did not exit after SIGTERM: SIGKILL', self.name)
             self.process.kill()
