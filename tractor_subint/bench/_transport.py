@@ -33,12 +33,14 @@ _POLL_SLEEP = 0.001
 _SOCKET_ECHO = '''
 import socket
 sock = socket.socket(fileno=__fd__)
+buffer = bytearray(1 << 20)
+view = memoryview(buffer)
 try:
     while True:
-        data = sock.recv(1 << 20)
-        if not data:
+        n = sock.recv_into(buffer)
+        if not n:
             break
-        sock.sendall(data)
+        sock.sendall(view[:n])
 finally:
     sock.detach()
 '''
@@ -134,12 +136,13 @@ def _with_echo(code: str, shared: Mapping[str, object], body: Callable[[], tuple
 def _socket_row(size: int, n: int) -> tuple[float, float]:
     ours, theirs = socket.socketpair()
     payload = b'x' * size
+    buffer = bytearray(1 << 20)
 
     def round_trip() -> None:
         ours.sendall(payload)
         received = 0
         while received < size:
-            received += len(ours.recv(1 << 20))
+            received += ours.recv_into(buffer)
 
     try:
         return _with_echo(_SOCKET_ECHO, {'__fd__': theirs.fileno()},
