@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from tractor_subint.spawn import get_backend
+from tractor_subint.spawn import get_backend, live_subinterpreters
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
 SCRIPTS_DIR = TESTS_DIR / 'scripts'
@@ -121,16 +121,6 @@ def runs_in_this_process(start_method: str) -> bool:
     """Whether ``start_method``'s actors live inside the spawning process
     (their pid is ours)."""
     return get_backend(start_method).in_process
-
-
-def live_subinterpreters() -> list[int]:
-    """Ids of this process's subinterpreters still alive."""
-    try:
-        import _interpreters
-    except ImportError:
-        return []
-    main = _interpreters.get_main()[0]
-    return sorted(int(i[0]) for i in _interpreters.list_all() if i[0] != main)
 
 
 def not_reaped(pids: Iterable[int]) -> list[str]:

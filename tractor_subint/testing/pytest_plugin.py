@@ -30,8 +30,8 @@ Process hygiene (on by default; ``--no-proc-check`` or the ini option
     come back to pytest. After each test, any descendant (live or zombie)
     that the test started is killed, reaped and reported as a teardown
     error; under an in-process backend, so is any subinterpreter the test
-    left alive in pytest's own process. At session end, any descendant still there is killed, reaped and
-    reported, and the run fails.
+    left alive in pytest's own process. At session end, any descendant
+    still there is killed, reaped and reported, and the run fails.
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ from tractor_subint.spawn import (
     ENV_VAR,
     available_start_methods,
     get_backend,
+    live_subinterpreters,
     registered_backends,
     reset_start_method,
     selected_start_method,
@@ -274,14 +275,15 @@ def _no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     if not config.stash[_proc_check_key]:
         yield
         return
+    in_process = get_backend(config.stash[_backend_key]).in_process
     before = {info.pid for info in descendants()}
-    interpreters_before = _live_interpreters()
+    interpreters_before = set(live_subinterpreters()) if in_process else set()
     yield
     left = _kill_and_reap(exclude=before)
-    if get_backend(config.stash[_backend_key]).in_process:
+    if in_process:
         left += [
             f'subinterpreter {interp_id} (alive in pytest\'s own process)'
-            for interp_id in sorted(_live_interpreters() - interpreters_before)
+            for interp_id in sorted(set(live_subinterpreters()) - interpreters_before)
         ]
     if not left:
         return
@@ -374,17 +376,6 @@ def _kill_and_reap(exclude: set[int]) -> list[str]:
         f'{info}' + (' [STILL THERE after SIGKILL]' if pid in survivors else '')
         for pid, info in sorted(found.items())
     ]
-
-
-def _live_interpreters() -> set[int]:
-    """Ids of the subinterpreters alive in this process (empty where there
-    are none to have)."""
-    try:
-        import _interpreters
-    except ImportError:
-        return set()
-    main = _interpreters.get_main()[0]
-    return {int(interp[0]) for interp in _interpreters.list_all()} - {main}
 
 
 def _can_list_processes() -> bool:
