@@ -26,6 +26,29 @@ def test_every_declared_name_resolves(name):
         module.no_such_name  # noqa: B018
 
 
+@pytest.mark.parametrize('name', FACADES)
+def test_dir_lists_every_declared_name_without_importing_it(name):
+    shown = _run_fresh(f'''
+        import importlib, json, sys
+        module = importlib.import_module({name!r})
+        before = set(sys.modules)
+        print(json.dumps({{'dir': dir(module), 'loaded': sorted(set(sys.modules) - before)}}))
+    ''')
+    declared = importlib.import_module(name).__all__
+    assert set(declared) <= set(shown['dir'])
+    assert shown['dir'] == sorted(shown['dir'])
+    assert shown['loaded'] == []
+
+
+def _run_fresh(code: str) -> dict[str, list[str]]:
+    """The JSON object printed last by ``code``, run in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True, check=True,
+    )
+    result: dict[str, list[str]] = json.loads(out.stdout.splitlines()[-1])
+    return result
+
+
 def _modules_after(code: str) -> list[str]:
     """The modules a fresh interpreter has loaded after running ``code``."""
     probe = textwrap.dedent(code) + '\nimport json, sys; print(json.dumps(sorted(sys.modules)))'

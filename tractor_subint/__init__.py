@@ -3,13 +3,15 @@ CPython subinterpreters and a forkserver, with a small actor runtime.
 
 The runtime's names are available here (``tractor_subint.open_nursery``, ...)
 but imported lazily, so that ``tractor_subint.spawn`` alone (the primitives)
-stays free of the runtime.
+stays free of the runtime. Every error the package raises derives from
+:class:`TractorSubintError`; the public ones are exported here.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._lazy import lazy_getattr
+from ._exceptions import ProtocolError, TractorSubintError
+from ._lazy import lazy_module
 
 __version__ = '0.1.0.dev0'
 
@@ -17,11 +19,17 @@ __all__ = [
     'Actor',
     'ActorFailure',
     'ActorNursery',
+    'ForkserverError',
     'MsgStream',
     'Portal',
+    'ProtocolError',
     'RemoteActorError',
     'SpawnMethodKey',
     'StreamOverrun',
+    'SubintExecError',
+    'SubinterpretersAliveError',
+    'TractorSubintError',
+    'UnguardedMainError',
     'ValueDecodeError',
     'current_actor',
     'current_start_method',
@@ -37,17 +45,25 @@ if TYPE_CHECKING:
     from .runtime import Portal as Portal
     from .runtime import RemoteActorError as RemoteActorError
     from .runtime import StreamOverrun as StreamOverrun
+    from .runtime import UnguardedMainError as UnguardedMainError
     from .runtime import ValueDecodeError as ValueDecodeError
     from .runtime import current_actor as current_actor
     from .runtime import open_nursery as open_nursery
     from .spawn import SpawnMethodKey as SpawnMethodKey
+    from .spawn import SubinterpretersAliveError as SubinterpretersAliveError
+    from .spawn import SubintExecError as SubintExecError
     from .spawn import current_start_method as current_start_method
     from .spawn import try_set_start_method as try_set_start_method
+    from .spawn.forkserver import ForkserverError as ForkserverError
 
-__getattr__ = lazy_getattr(__name__, {
+__getattr__, __dir__ = lazy_module(__name__, {
     '.runtime': (
         'Actor', 'ActorFailure', 'ActorNursery', 'MsgStream', 'Portal', 'RemoteActorError',
-        'StreamOverrun', 'ValueDecodeError', 'current_actor', 'open_nursery',
+        'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError', 'current_actor', 'open_nursery',
     ),
-    '.spawn': ('SpawnMethodKey', 'current_start_method', 'try_set_start_method'),
+    '.spawn': (
+        'SpawnMethodKey', 'SubintExecError', 'SubinterpretersAliveError', 'current_start_method',
+        'try_set_start_method',
+    ),
+    '.spawn.forkserver': ('ForkserverError',),
 })

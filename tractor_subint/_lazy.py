@@ -5,7 +5,9 @@ first (a forkserver process, a fresh subinterpreter, an exec'd child), and
 each should load only what it runs: the forkserver must not load trio, and a
 child must not load every backend. So a facade lists its names in a literal
 ``__all__`` (and under ``TYPE_CHECKING``, for type checkers), and resolves
-each one from its module the first time it is read (PEP 562).
+each one from its module the first time it is read (PEP 562). Its
+``__dir__`` lists them all before any is read (tab completion, ``help()``),
+without importing anything.
 """
 from __future__ import annotations
 
@@ -14,9 +16,13 @@ import sys
 from collections.abc import Callable, Mapping
 
 
-def lazy_getattr(package: str, exports: Mapping[str, tuple[str, ...]]) -> Callable[[str], object]:
-    """A module ``__getattr__`` for ``package``: ``exports`` maps a module,
-    relative to the package (``'._fork'``), to the names it provides."""
+def lazy_module(
+    package: str, exports: Mapping[str, tuple[str, ...]],
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """A module's ``__getattr__`` and ``__dir__`` for ``package``:
+    ``exports`` maps a module, relative to the package (``'._fork'``), to
+    the names it provides. Use as
+    ``__getattr__, __dir__ = lazy_module(__name__, {...})``."""
     where = {name: module for module, names in exports.items() for name in names}
 
     def __getattr__(name: str) -> object:
@@ -28,4 +34,7 @@ def lazy_getattr(package: str, exports: Mapping[str, tuple[str, ...]]) -> Callab
         setattr(sys.modules[package], name, value)  # later reads skip this hook
         return value
 
-    return __getattr__
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *where})
+
+    return __getattr__, __dir__

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_getattr
+from .._lazy import lazy_module
 
 __all__ = [
     'CANCEL_ACK_TIMEOUT',
@@ -30,6 +30,7 @@ __all__ = [
     'Portal',
     'RemoteActorError',
     'StreamOverrun',
+    'UnguardedMainError',
     'ValueDecodeError',
     'current_actor',
     'open_nursery',
@@ -50,12 +51,14 @@ if TYPE_CHECKING:
     from ._state import current_actor as current_actor
     from ._supervise import ActorNursery as ActorNursery
     from ._supervise import open_nursery as open_nursery
+    from ._targets import UnguardedMainError as UnguardedMainError
 
-__getattr__ = lazy_getattr(__name__, {
+__getattr__, __dir__ = lazy_module(__name__, {
     '._actor': ('Actor',),
     '._child': ('CANCEL_ACK_TIMEOUT', 'CANCEL_EXIT_TIMEOUT', 'TERMINATE_TIMEOUT'),
     '._errors': ('ActorFailure', 'RemoteActorError', 'StreamOverrun', 'ValueDecodeError'),
     '._portal': ('MsgStream', 'PendingCall', 'Portal'),
     '._state': ('current_actor',),
     '._supervise': ('ActorNursery', 'open_nursery'),
+    '._targets': ('UnguardedMainError',),
 })

@@ -14,9 +14,10 @@ from contextlib import aclosing
 
 import trio
 
+from .._exceptions import ProtocolError, TractorSubintError
 from ..spawn import SpawnTree, cancel_on_forwarded_signal, current_tree, describe_cancel_byte, open_tree
 from ._bootspec import BootSpec, Uid
-from ._channel import Channel, ProtocolError
+from ._channel import Channel
 from ._errors import box_error
 from ._log import log
 from ._msgs import Call, CancelAck, CancelActor, CancelCall, Credit, Failed, Return, StreamEnd, Yield
@@ -25,7 +26,7 @@ from ._targets import resolve
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
-class ChannelLost(RuntimeError):
+class ChannelLost(TractorSubintError, RuntimeError):
     """This actor's end of its channel was closed under it (by user code):
     it cannot answer its parent any more, so it ends."""
 

@@ -14,6 +14,7 @@ import sys
 
 import trio
 
+from .._exceptions import TractorSubintError
 from ..spawn import try_set_start_method
 from . import _testhooks
 from ._actor import Actor
@@ -28,7 +29,7 @@ from ._targets import parent_main
 ENTRY = 'tractor_subint.runtime._boot:actor_child_main'
 
 
-class ActorBootError(RuntimeError):
+class ActorBootError(TractorSubintError, RuntimeError):
     """Raised in a child whose boot failed (after telling the parent why)."""
 
 

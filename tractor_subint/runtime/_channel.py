@@ -11,16 +11,13 @@ import struct
 
 import trio
 
+from .._exceptions import ProtocolError
 from ._codec import Codec, UndecodableValue
 from ._msgs import Msg
 
 _HEADER = struct.Struct('>I')
 
 
-class ProtocolError(Exception):
-    """The peer sent a frame that does not decode (garbage bytes on the
-    socket, a value nested too deep to decode): the stream cannot be trusted
-    past it, so the channel is done."""
 
 MAX_FRAME = 64 * 1024 * 1024
 """Frames larger than this are refused: a corrupt length must not allocate GBs."""

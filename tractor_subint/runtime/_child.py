@@ -27,10 +27,11 @@ from typing import Any
 import outcome
 import trio
 
+from .._exceptions import ProtocolError
 from ..spawn import ChildExitStatus, ProcessHandle
 from ._bootspec import Uid
 from ._calls import Calls
-from ._channel import Channel, ProtocolError
+from ._channel import Channel
 from ._codec import UndecodableValue
 from ._errors import ActorFailure, RemoteActorError, ValueDecodeError
 from ._interrupts import interrupts_unwrapped

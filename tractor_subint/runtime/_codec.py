@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Protocol, cast
 
+from .._exceptions import TractorSubintError
 from ._msgs import RETURN_TAG, YIELD_TAG, Msg, from_wire, to_wire
 
 # Imported up front wherever it loads, as before the codec became optional:
@@ -28,7 +29,7 @@ except ImportError as exc:
     _MSGSPEC_MISSING = str(exc)
 
 
-class UndecodableValue(Exception):
+class UndecodableValue(TractorSubintError):
     """A well-formed reply (:class:`Return` or :class:`Yield`) whose value
     does not decode here (e.g. nested too deep for the decoder). The frame
     was read whole, so the channel is still in step: only call ``cid``

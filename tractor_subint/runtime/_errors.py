@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import traceback as tb_module
 
+from .._exceptions import PUBLIC_MODULE, TractorSubintError
 from ..spawn import ChildExitStatus
 from ._bootspec import Uid
 from ._msgs import ErrorInfo
@@ -12,7 +13,7 @@ def _uid_text(uid: Uid) -> str:
     return f'{uid[0]}[{uid[1][:8]}]'
 
 
-class RemoteActorError(Exception):
+class RemoteActorError(TractorSubintError):
     """An exception raised in another actor, boxed and re-raised here.
 
     ``type_name`` is the error's type in the answering actor; when that error
@@ -20,6 +21,8 @@ class RemoteActorError(Exception):
     ``src_type_name`` and ``src_uid`` name the original one. The text holds
     the remote traceback (which, through nesting, holds the deeper ones).
     """
+
+    __module__ = PUBLIC_MODULE
 
     def __init__(self, info: ErrorInfo) -> None:
         self.info = info
@@ -62,7 +65,7 @@ class RemoteActorError(Exception):
         )
 
 
-class ActorFailure(Exception):
+class ActorFailure(TractorSubintError):
     """An actor's process died on its own: during boot (it never became
     ready), or later without being asked to.
 
@@ -73,6 +76,8 @@ class ActorFailure(Exception):
     to (boot failures); :attr:`traceback` is the child's full traceback, if
     it left one.
     """
+
+    __module__ = PUBLIC_MODULE
 
     def __init__(
         self,
@@ -125,15 +130,19 @@ MAX_TRACEBACK_CHARS = 65536
 (and a terminal); the cut is marked in the text."""
 
 
-class ValueDecodeError(Exception):
+class ValueDecodeError(TractorSubintError):
     """A call's return value (or a stream item) arrived but cannot be decoded
     here (e.g. nested deeper than the decoder goes). The actor is fine; only
     that call (or stream) failed."""
 
+    __module__ = PUBLIC_MODULE
 
-class StreamOverrun(Exception):
+
+class StreamOverrun(TractorSubintError):
     """A stream opened with ``on_overrun='raise'`` received more items than
     its ``max_buffer`` before they were read."""
+
+    __module__ = PUBLIC_MODULE
 
 
 def box_error(exc: BaseException, actor_uid: Uid) -> ErrorInfo:

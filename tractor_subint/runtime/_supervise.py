@@ -18,12 +18,13 @@ from typing import Any
 
 import trio
 
+from .._exceptions import ProtocolError
 from ..spawn import ProcessHandle, SpawnRequest, current_start_method, get_backend, validate_start_method
 from . import _testhooks
 from ._actor import Actor
 from ._boot import ENTRY
 from ._bootspec import BootSpec, Uid
-from ._channel import Channel, ProtocolError
+from ._channel import Channel
 from ._child import ChildActor
 from ._codec import codec_for_channel, get_codec
 from ._errors import ActorFailure, RemoteActorError

@@ -15,13 +15,16 @@ import sys
 import types
 from collections.abc import Callable
 
+from .._exceptions import PUBLIC_MODULE, TractorSubintError
 from ._bootspec import BootSpec
 
 MAIN_ALIAS = '__mp_main__'
 
 
-class UnguardedMainError(RuntimeError):
+class UnguardedMainError(TractorSubintError, RuntimeError):
     """The tree's main script starts trio when it is imported."""
+
+    __module__ = PUBLIC_MODULE
 
     def __init__(self, script: str) -> None:
         super().__init__(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_getattr
+from .._lazy import lazy_module
 
 __all__ = [
     'DEFAULT_METHOD',
@@ -130,7 +130,7 @@ if TYPE_CHECKING:
     from ._tree import open_tree as open_tree
     from .backends._forked import local_warm_pool as local_warm_pool
 
-__getattr__ = lazy_getattr(__name__, {
+__getattr__, __dir__ = lazy_module(__name__, {
     '._contract': (
         'LIFELINE_BYTE', 'PARENT_GONE_EXIT', 'SpawnFn', 'SpawnRequest', 'describe_cancel_byte',
     ),

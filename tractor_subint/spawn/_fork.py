@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import NoReturn
 
+from .._exceptions import PUBLIC_MODULE, TractorSubintError
 from ._child_report import REPORTS, read_report, write_report
 from ._docs import FORK_IN_SUBINT_DOC, FORK_WITH_LIVE_SUBINT_DOC
 from ._exit_status import ChildExit, ChildExitStatus, exit_code_of
@@ -54,9 +55,11 @@ def can_fork_here() -> bool:
     return not in_subinterpreter() and not live_subinterpreters()
 
 
-class SubinterpretersAliveError(RuntimeError):
+class SubinterpretersAliveError(TractorSubintError, RuntimeError):
     """Refused to fork: this process holds live subinterpreters (it may be
     able to later, once they are gone)."""
+
+    __module__ = PUBLIC_MODULE
 
 
 def refuse_unsafe_fork() -> None:

@@ -22,11 +22,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from .._exceptions import ProtocolError
 from ._child_host import ChildSpec, host_entry
 from ._fds import close_fds
 from ._prelude import apply_stdio_policy, name_this_process, resolve_stdio_policy
 from ._subint_host import import_in_subint, new_subint
-from .forkserver._wire import ProtocolError, WireChannel
+from .forkserver._wire import WireChannel
 
 READY = b'R'
 """What a member writes on its control socket once it is warm."""

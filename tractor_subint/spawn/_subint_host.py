@@ -37,13 +37,16 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from .._exceptions import PUBLIC_MODULE, TractorSubintError
 from ._threads import run_in_thread
 
 DEFAULT_TEARDOWN_TIMEOUT = 5.0
 
 
-class SubintExecError(RuntimeError):
+class SubintExecError(TractorSubintError, RuntimeError):
     """Code run in a subinterpreter raised; carries its formatted traceback."""
+
+    __module__ = PUBLIC_MODULE
 
     def __init__(self, interp_id: int, type_name: str, message: str, traceback: str) -> None:
         self.interp_id = interp_id

@@ -37,6 +37,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
+from .._exceptions import TractorSubintError
 from ..spawn import Backend, get_backend
 
 SUPPORTED = 'goodboy/tractor main at 3690e43a (2026-08-20)'
@@ -62,7 +63,7 @@ def _rebind(target: Any, name: str, value: Any) -> None:
     setattr(target, name, value)
 
 
-class UnsupportedTractor(RuntimeError):
+class UnsupportedTractor(TractorSubintError, RuntimeError):
     """The installed tractor is not one this adapter knows how to patch."""
 
 

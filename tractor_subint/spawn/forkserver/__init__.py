@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..._lazy import lazy_getattr
+from ..._lazy import lazy_module
 
 __all__ = [
     'SPAWN_REPLY_TIMEOUT',
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from ._owner import start_forkserver as start_forkserver
 
 # The server process imports this package first: it must load neither side.
-__getattr__ = lazy_getattr(__name__, {
+__getattr__, __dir__ = lazy_module(__name__, {
     '._client': ('SPAWN_REPLY_TIMEOUT', 'ForkserverChild', 'ForkserverError', 'spawn_via_forkserver'),
     '._owner': ('Forkserver', 'OnDemandForkserver', 'start_forkserver'),
 })

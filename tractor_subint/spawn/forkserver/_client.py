@@ -13,6 +13,7 @@ from typing import Any
 
 import trio
 
+from ..._exceptions import PUBLIC_MODULE, ProtocolError, TractorSubintError
 from .._child_host import HOST_KINDS, ChildSpec, HostKind
 from .._contract import SpawnRequest
 from .._exit_status import ChildExceptionInfo
@@ -21,7 +22,7 @@ from .._pidfd import Pidfd, wait_readable_or_closed, wake_waiters
 from .._pool import pool_size
 from .._prelude import resolve_stdio_policy
 from .._process_handle import ProcessHandle
-from ._wire import ProtocolError, WireChannel
+from ._wire import WireChannel
 
 SPAWN_REPLY_TIMEOUT = 10.0
 """Seconds a requester waits for the server's reply to a sent request (a
@@ -29,8 +30,10 @@ fork takes milliseconds; the server's own start, on first use, well under a
 second)."""
 
 
-class ForkserverError(RuntimeError):
+class ForkserverError(TractorSubintError, RuntimeError):
     """The forkserver refused a request, or could not be reached."""
+
+    __module__ = PUBLIC_MODULE
 
 
 def _returncode_from_waitid(result: os.waitid_result) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn
 
+from ..._exceptions import ProtocolError
 from .._child_host import ChildSpec, run_forked_child
 from .._child_report import read_report
 from .._exit_status import ChildExceptionInfo
@@ -29,7 +30,7 @@ from .._fork import fork_with_report
 from .._pool import WarmPool
 from .._pool_member import WarmUp, handout_frame
 from .._prelude import name_this_process, resolve_stdio_policy
-from ._wire import ProtocolError, WireChannel
+from ._wire import WireChannel
 
 SERVER_MODULE = 'tractor_subint.spawn.forkserver'
 

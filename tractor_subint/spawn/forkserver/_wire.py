@@ -17,6 +17,7 @@ import socket
 import struct
 from typing import Any
 
+from ..._exceptions import ProtocolError
 from .._fds import close_fds
 
 MAX_FRAME_BYTES = 64 << 20
@@ -26,10 +27,6 @@ _HEADER = struct.Struct('>I')
 _RECV_CHUNK = 65536
 _MAX_FDS = 4  # per message; each side attaches at most one
 _ANC_SPACE = socket.CMSG_SPACE(_MAX_FDS * array.array('i').itemsize)
-
-
-class ProtocolError(Exception):
-    """A peer broke the framing (size, JSON, fds): drop the connection."""
 
 
 def _encode_frame(obj: dict[str, Any]) -> bytes:
