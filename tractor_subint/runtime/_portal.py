@@ -150,12 +150,8 @@ class Portal:
             try:
                 yield stream
             finally:
-                if not stream.finished and not self._calls.closed.is_set():
-                    with trio.CancelScope(shield=True):
-                        try:
-                            await self.channel.send(CancelCall(cid))
-                        except _GONE:
-                            pass
+                if not stream.finished:
+                    await self._cancel_remote(cid)
 
     async def cancel_actor(self) -> bool:
         """Cancel the actor: ask it to stop, then terminate and kill it if it
@@ -175,6 +171,18 @@ class Portal:
             self.name, self._child.gone_reason(), self._child.exit_status,
             stop_requested=self._child.cancel_requested,
         )
+
+    async def _cancel_remote(self, cid: int) -> None:
+        """Tell the actor to cancel the task serving call ``cid``: shielded
+        (the caller is usually being cancelled itself) and fire-and-forget
+        (a reply that crosses it is dropped)."""
+        if self._calls.closed.is_set():
+            return
+        with trio.CancelScope(shield=True):
+            try:
+                await self.channel.send(CancelCall(cid))
+            except _GONE:
+                pass
 
     async def _next(self, replies: trio.MemoryReceiveChannel[Reply]) -> Reply:
         """The next reply of a call; :class:`ActorFailure` if the child went away."""
@@ -214,9 +222,20 @@ class PendingCall:
 
     async def result(self) -> Any:
         """The call's return value; raises :class:`RemoteActorError` for a
-        remote exception and :class:`ActorFailure` if the actor went away."""
+        remote exception and :class:`ActorFailure` if the actor went away.
+
+        Cancelling the caller while it waits here cancels the call in the
+        actor too (a shielded :class:`CancelCall`); the actor carries on.
+        """
         try:
-            return _unwrap(await self._portal._next(self._replies))
+            try:
+                reply = await self._replies.receive()
+            except trio.EndOfChannel:
+                raise await self._portal._gone_error() from None
+            except BaseException:
+                await self._portal._cancel_remote(self._cid)
+                raise
+            return _unwrap(reply)
         finally:
             self._portal._calls.forget(self._cid)
 
