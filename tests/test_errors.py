@@ -58,7 +58,7 @@ def test_an_actor_failure_prints_as_tractor_subint_actor_failure():
 
 def test_protocol_error_is_one_class_for_both_wire_formats():
     from tractor_subint.runtime import _channel
-    from tractor_subint.spawn.forkserver import _wire
+    from tractor_subint.spawn import _wire
 
     assert _channel.ProtocolError is _wire.ProtocolError is tractor_subint.ProtocolError
 

@@ -20,8 +20,8 @@ from _rt_helpers import not_reaped
 import tractor_subint as ts
 from tractor_subint.runtime._boot import ENTRY
 from tractor_subint.spawn import local_warm_pool
-from tractor_subint.spawn._pool import ENV_VAR
-from tractor_subint.spawn.backends._forked import _keeper
+from tractor_subint.spawn.pool._claim import _keeper
+from tractor_subint.spawn.pool._owner import ENV_VAR
 from tractor_subint.testing import descendants, trio_parent_test
 
 pytestmark = pytest.mark.skipon_spawn_backend(
@@ -208,7 +208,7 @@ async def test_the_keeper_survives_a_refusal_whose_subinterpreter_is_already_gon
     # lives, and it is destroyed before the keeper looks again. The keeper
     # used to ask can_fork_here() then, get yes, and die with the refusal.
     from tractor_subint.spawn._fork import SubinterpretersAliveError
-    from tractor_subint.spawn._pool import WarmPool
+    from tractor_subint.spawn.pool import WarmPool
 
     real_fork_member = WarmPool._fork_member
     refusals = []

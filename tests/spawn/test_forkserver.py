@@ -26,6 +26,7 @@ from tractor_subint.spawn import (
     run_subint_in_worker_thread,
 )
 from tractor_subint.spawn._child_host import LIFELINE_GRACE
+from tractor_subint.spawn._wire import WireChannel
 from tractor_subint.spawn.forkserver import (
     Forkserver,
     ForkserverChild,
@@ -33,7 +34,6 @@ from tractor_subint.spawn.forkserver import (
     spawn_via_forkserver,
     start_forkserver,
 )
-from tractor_subint.spawn.forkserver._wire import WireChannel
 from tractor_subint.testing import descendants, trio_parent_test
 
 HOSTS = pytest.mark.parametrize('host', ['main', 'subint'])

@@ -91,6 +91,10 @@ class Actor:
         pool; the root also the tree's forkserver), even when cancelled."""
         owned, self._owned_tree = self._owned_tree, None
         tree = owned or (None if self.is_root else current_tree())
+        # Imported here: an actor whose process never kept a pool loads none of it.
+        from ..spawn import aclose_local_pools
+
+        await aclose_local_pools()
         if tree is not None:
             await tree.aclose()
 

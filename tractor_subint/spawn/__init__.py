@@ -14,7 +14,8 @@ only what it runs.
 - Primitives: :func:`fork_from_worker_thread`, :func:`wait_child`,
   :func:`run_subint_in_worker_thread`, :class:`SignalForwarder`,
   :func:`cancel_on_forwarded_signal`, :class:`ForkedProcess`, ...
-- Warm pools: :func:`local_warm_pool` (``_pool``, ``_pool_member``).
+- Warm pools: :func:`local_warm_pool`, :func:`close_local_pools`,
+  :func:`aclose_local_pools` (``spawn/pool``).
 - The forkserver itself: :mod:`tractor_subint.spawn.forkserver`.
 """
 from __future__ import annotations
@@ -46,9 +47,11 @@ __all__ = [
     'StdioPolicy',
     'SubinterpretersAliveError',
     'SubintExecError',
+    'aclose_local_pools',
     'available_start_methods',
     'can_fork_here',
     'cancel_on_forwarded_signal',
+    'close_local_pools',
     'current_start_method',
     'current_tree',
     'describe_cancel_byte',
@@ -128,7 +131,9 @@ if TYPE_CHECKING:
     from ._tree import SpawnTree as SpawnTree
     from ._tree import current_tree as current_tree
     from ._tree import open_tree as open_tree
-    from .backends._forked import local_warm_pool as local_warm_pool
+    from .pool._claim import aclose_local_pools as aclose_local_pools
+    from .pool._claim import close_local_pools as close_local_pools
+    from .pool._claim import local_warm_pool as local_warm_pool
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '._contract': (
@@ -154,5 +159,5 @@ __getattr__, __dir__ = lazy_module(__name__, {
     ),
     '._subint_host': ('SubintExecError', 'run_subint_here', 'run_subint_in_worker_thread'),
     '._tree': ('SpawnTree', 'current_tree', 'open_tree'),
-    '.backends._forked': ('local_warm_pool',),
+    '.pool._claim': ('aclose_local_pools', 'close_local_pools', 'local_warm_pool'),
 })

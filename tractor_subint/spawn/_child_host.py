@@ -28,17 +28,15 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal, NoReturn, get_args
+from typing import Any, NoReturn
 
+from ._contract import ChildSpec
 from ._prelude import flush_std_streams, name_this_process
 from ._signal_forwarding import SignalForwarder
 from ._subint_host import run_subint_here
 from ._tree import inherit_tree
 
-HostKind = Literal['main', 'subint']
-HOST_KINDS: tuple[HostKind, ...] = get_args(HostKind)
 EntryFn = Callable[[bytes, int, int], None]
 
 LIFELINE_GRACE = 0.5
@@ -57,65 +55,6 @@ sys.path[:] = _sys_path
 from tractor_subint.spawn._child_host import run_entry_in_subint
 run_entry_in_subint(*_args)
 '''
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """What a child's shell needs: plain values only, so that it crosses
-    every boundary a spawn has (a fork, the forkserver's JSON frames, an
-    exec's arguments, a subinterpreter)."""
-
-    name: str
-    entry: str
-    """``'package.module:function'``, called as ``function(payload, ipc_fd, cancel_fd)``."""
-    payload: bytes
-    ipc_fd: int
-    host: HostKind
-    tree: str | None = None
-    """The address of the spawn tree's forkserver, inherited by the entry's interpreter."""
-    env: dict[str, str] = field(default_factory=dict)
-    """Set in the child's environment before its entry runs."""
-    sys_path: list[str] | None = None
-    """The ``sys.path`` to import the entry with (None: keep this process's,
-    as a direct fork does); a spawner that does not fork itself sends its own."""
-
-    def __post_init__(self) -> None:
-        if self.host not in HOST_KINDS:
-            raise ValueError(f'host must be one of {HOST_KINDS}, got {self.host!r}')
-        module, sep, function = self.entry.partition(':')
-        if not (module and sep and function):
-            raise ValueError(f"entry must look like 'package.module:function', got {self.entry!r}")
-
-    def to_json(self) -> dict[str, Any]:
-        """The spec as a JSON-ready dict (``ipc_fd`` travels separately, as an fd)."""
-        return {
-            'name': self.name, 'entry': self.entry, 'payload': self.payload.hex(),
-            'host': self.host, 'tree': self.tree, 'env': dict(self.env),
-            'sys_path': self.sys_path,
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any], ipc_fd: int) -> ChildSpec:
-        """Validate what :meth:`to_json` made; ``ValueError`` says what is wrong."""
-        name, entry, tree, env = obj.get('name'), obj.get('entry'), obj.get('tree'), obj.get('env', {})
-        if not isinstance(name, str) or not isinstance(entry, str):
-            raise ValueError(f'name and entry must be strings, got {name!r} and {entry!r}')
-        if tree is not None and not isinstance(tree, str):
-            raise ValueError(f'tree must be a string or null, got {tree!r}')
-        if not isinstance(env, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-        ):
-            raise ValueError('env must map strings to strings')
-        sys_path = obj.get('sys_path')
-        if sys_path is not None and not (
-            isinstance(sys_path, list) and all(isinstance(p, str) for p in sys_path)
-        ):
-            raise ValueError('sys_path must be a list of strings or null')
-        try:
-            payload = bytes.fromhex(obj.get('payload', ''))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f'payload is not hex: {exc}') from None
-        return cls(name, entry, payload, ipc_fd, obj.get('host'), tree, env, sys_path)  # type: ignore[arg-type]
 
 
 def resolve_entry(entry: str) -> EntryFn:

@@ -5,7 +5,7 @@
 :class:`~tractor_subint.spawn.ProcessHandle` the runtime can supervise. The runtime does the
 handshake, supervision and the kill ladder once, for every backend.
 
-The child's side of the contract:
+The child's side of the contract (its shell gets a :class:`ChildSpec`):
 
 - ``ipc_fd`` is a socket already connected to the parent; its hang-up is the
   child's lifeline (the parent is gone).
@@ -20,7 +20,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ._exit_status import ChildExit
 from ._prelude import StdioPolicy
@@ -76,6 +76,70 @@ class SpawnRequest:
             raise ValueError(f"entry must look like 'package.module:function', got {self.entry!r}")
         if self.ipc_fd < 0:
             raise ValueError(f'ipc_fd must be an open fd of a connected socket, got {self.ipc_fd}')
+
+
+HostKind = Literal['main', 'subint']
+"""Where a child's shell runs its entry: its main interpreter, or a subinterpreter."""
+HOST_KINDS: tuple[HostKind, ...] = get_args(HostKind)
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """What a child's shell needs: plain values only, so that it crosses
+    every boundary a spawn has (a fork, the forkserver's JSON frames, an
+    exec's arguments, a subinterpreter)."""
+
+    name: str
+    entry: str
+    """``'package.module:function'``, called as ``function(payload, ipc_fd, cancel_fd)``."""
+    payload: bytes
+    ipc_fd: int
+    host: HostKind
+    tree: str | None = None
+    """The address of the spawn tree's forkserver, inherited by the entry's interpreter."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Set in the child's environment before its entry runs."""
+    sys_path: list[str] | None = None
+    """The ``sys.path`` to import the entry with (None: keep this process's,
+    as a direct fork does); a spawner that does not fork itself sends its own."""
+
+    def __post_init__(self) -> None:
+        if self.host not in HOST_KINDS:
+            raise ValueError(f'host must be one of {HOST_KINDS}, got {self.host!r}')
+        module, sep, function = self.entry.partition(':')
+        if not (module and sep and function):
+            raise ValueError(f"entry must look like 'package.module:function', got {self.entry!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict (``ipc_fd`` travels separately, as an fd)."""
+        return {
+            'name': self.name, 'entry': self.entry, 'payload': self.payload.hex(),
+            'host': self.host, 'tree': self.tree, 'env': dict(self.env),
+            'sys_path': self.sys_path,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], ipc_fd: int) -> ChildSpec:
+        """Validate what :meth:`to_json` made; ``ValueError`` says what is wrong."""
+        name, entry, tree, env = obj.get('name'), obj.get('entry'), obj.get('tree'), obj.get('env', {})
+        if not isinstance(name, str) or not isinstance(entry, str):
+            raise ValueError(f'name and entry must be strings, got {name!r} and {entry!r}')
+        if tree is not None and not isinstance(tree, str):
+            raise ValueError(f'tree must be a string or null, got {tree!r}')
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise ValueError('env must map strings to strings')
+        sys_path = obj.get('sys_path')
+        if sys_path is not None and not (
+            isinstance(sys_path, list) and all(isinstance(p, str) for p in sys_path)
+        ):
+            raise ValueError('sys_path must be a list of strings or null')
+        try:
+            payload = bytes.fromhex(obj.get('payload', ''))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f'payload is not hex: {exc}') from None
+        return cls(name, entry, payload, ipc_fd, obj.get('host'), tree, env, sys_path)  # type: ignore[arg-type]
 
 
 SpawnFn = Callable[[SpawnRequest], Awaitable['ProcessHandle']]

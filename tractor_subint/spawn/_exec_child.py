@@ -11,8 +11,9 @@ import json
 import os
 import sys
 
-from ._child_host import ChildSpec, host_entry
+from ._child_host import host_entry
 from ._child_report import write_report
+from ._contract import ChildSpec
 from ._exit_status import ChildExit, exit_code_of
 
 

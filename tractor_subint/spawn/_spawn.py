@@ -179,7 +179,7 @@ _BUILTIN = (
         f'{_BACKENDS}.subint_forkserver:subint_forkserver_proc',
         forks=True, hosts_subinterpreter=True,
         requires=frozenset({'fork', 'pidfd', 'subinterpreters'}),
-        warm_up_fn=f'{_BACKENDS}._forked:warm_up',
+        warm_up_fn='tractor_subint.spawn.pool._claim:warm_up',
     ),
     Backend(
         'subint',

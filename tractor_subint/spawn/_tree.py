@@ -1,7 +1,5 @@
-"""The spawn resources that every process of one actor tree shares.
-
-The tree's forkserver, and what each process keeps for its own spawns (a
-warm pool, ``_pool``), closed when the process leaves the tree.
+"""The spawn resources that every process of one actor tree shares: the
+tree's forkserver.
 
 A process that holds a subinterpreter
 cannot fork (``ai/conc-anal/fork_with_live_subinterpreter.md``), so when a
@@ -24,27 +22,15 @@ interpreter that runs the child's entry (:func:`inherit_tree`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
 # trio is imported by the functions that run under it: the forkserver process
 # imports this module (through the child shell) and stays trio-free.
 
 if TYPE_CHECKING:
-    from .forkserver import OnDemandForkserver
+    from .forkserver._owner import OnDemandForkserver
 
 _current: SpawnTree | None = None
-
-
-class Resource(Protocol):
-    """Something a process keeps for its spawns until it leaves the tree."""
-
-    def close(self) -> None:
-        """Release it; may block (it runs on a worker thread)."""
-        ...
-
-
-R = TypeVar('R', bound=Resource)
 
 
 class SpawnTree:
@@ -52,8 +38,9 @@ class SpawnTree:
 
     def __init__(self, forkserver_address: str | None, owned: OnDemandForkserver | None = None) -> None:
         self._address = forkserver_address
-        self._owned = owned
-        self._resources: dict[str, Resource] = {}
+        self.forkserver: OnDemandForkserver | None = owned
+        """The tree's forkserver, in the root that owns it (None elsewhere,
+        and once closed)."""
 
     @property
     def forkserver_address(self) -> str | None:
@@ -63,40 +50,26 @@ class SpawnTree:
     @property
     def owns_forkserver(self) -> bool:
         """Whether this process is the tree's root, which owns the forkserver."""
-        return self._owned is not None
+        return self.forkserver is not None
 
     @property
     def forkserver_pid(self) -> int | None:
         """The forkserver process's pid once started (root side only)."""
-        return None if self._owned is None else self._owned.pid
+        return None if self.forkserver is None else self.forkserver.pid
 
     def __repr__(self) -> str:
-        role = 'root' if self._owned is not None else 'inherited'
+        role = 'root' if self.forkserver is not None else 'inherited'
         return f'<SpawnTree {role} forkserver={self._address!r}>'
 
-    def resource(self, key: str, make: Callable[[], R]) -> R:
-        """This process's resource ``key`` of the tree, made on first use."""
-        found = self._resources.get(key)
-        if found is None:
-            found = self._resources[key] = make()
-        return found  # type: ignore[return-value]
-
-    def resources_by_key(self) -> dict[str, Resource]:
-        return dict(self._resources)
-
     def close(self) -> None:
-        """Leave the tree: close this process's resources; the root also
-        stops the forkserver. Blocking; idempotent."""
+        """Leave the tree; the root also stops the forkserver. Blocking;
+        idempotent."""
         global _current
         if _current is self:
             _current = None
-        closing: list[Resource] = list(self._resources.values())
-        self._resources.clear()
-        owned, self._owned = self._owned, None
+        owned, self.forkserver = self.forkserver, None
         if owned is not None:
-            closing.append(owned)
-        for resource in closing:
-            resource.close()
+            owned.close()
 
     async def aclose(self) -> None:
         """:meth:`close` on a worker thread, so the event loop does not wait
@@ -132,7 +105,7 @@ def open_tree() -> SpawnTree:
     global _current
     if _current is not None:
         raise RuntimeError(f'this interpreter already belongs to a spawn tree: {_current!r}')
-    from .forkserver import OnDemandForkserver
+    from .forkserver._owner import OnDemandForkserver
 
     owned = OnDemandForkserver()
     _current = SpawnTree(owned.address, owned)

@@ -16,9 +16,8 @@ from typing import IO
 
 import trio
 
-from .._child_host import ChildSpec
 from .._child_report import ReportPipe
-from .._contract import SpawnRequest
+from .._contract import ChildSpec, SpawnRequest
 from .._prelude import resolve_stdio_policy
 from .._process_handle import ProcessHandle
 from .._pythonpath import with_package_on_pythonpath

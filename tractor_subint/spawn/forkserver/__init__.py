@@ -22,7 +22,11 @@ One module per part:
   by ``__main__``; it imports neither of the other sides, nor trio.
 - ``_client``, :func:`spawn_via_forkserver` / :class:`ForkserverChild`: the
   requester side, async (trio), usable from inside a subinterpreter.
-- ``_wire``: the framing and fd passing both ends speak.
+- ``_names``: the two names the owner and the server share (the server's
+  module, the saved ``PYTHONPATH``), so that neither loads the other.
+
+Both ends speak ``spawn._wire``'s frames (fds attached), which warm pool
+members speak too.
 
 Protocol (one connection per child, open for the child's whole life; every
 frame is a 4-byte big-endian length plus a UTF-8 JSON object):

@@ -14,15 +14,13 @@ from typing import Any
 import trio
 
 from ..._exceptions import PUBLIC_MODULE, ProtocolError, TractorSubintError
-from .._child_host import HOST_KINDS, ChildSpec, HostKind
-from .._contract import SpawnRequest
+from .._contract import HOST_KINDS, ChildSpec, HostKind, SpawnRequest
 from .._exit_status import ChildExceptionInfo
 from .._fds import close_fds
 from .._pidfd import Pidfd, wait_readable_or_closed, wake_waiters
-from .._pool import pool_size
 from .._prelude import resolve_stdio_policy
 from .._process_handle import ProcessHandle
-from ._wire import WireChannel
+from .._wire import WireChannel
 
 SPAWN_REPLY_TIMEOUT = 10.0
 """Seconds a requester waits for the server's reply to a sent request (a
@@ -163,7 +161,7 @@ def _exception_info(obj: object) -> ChildExceptionInfo | None:
     )
 
 
-def _request_frame(address: str, request: SpawnRequest, host: HostKind) -> dict[str, Any]:
+def _request_frame(address: str, request: SpawnRequest, host: HostKind, warm_pool: int) -> dict[str, Any]:
     # Resolved here: the policy (and $TRACTOR_SUBINT_CHILD_STDIO) is the
     # requester's, and a bad one fails before anything is sent.
     stdio = resolve_stdio_policy(request.stdio)
@@ -174,7 +172,7 @@ def _request_frame(address: str, request: SpawnRequest, host: HostKind) -> dict[
     return {
         'child': child.to_json(),
         'stdio': stdio.path if stdio.mode == 'file' else stdio.mode,
-        'warm_pool': pool_size(request.warm_pool) if host == 'subint' else 0,
+        'warm_pool': warm_pool,
     }
 
 
@@ -195,9 +193,14 @@ async def _receive_frame(channel: WireChannel) -> tuple[dict[str, Any], list[int
         channel.receive_available()
 
 
-async def spawn_via_forkserver(address: str, request: SpawnRequest, *, host: HostKind) -> ForkserverChild:
+async def spawn_via_forkserver(
+    address: str, request: SpawnRequest, *, host: HostKind, warm_pool: int = 0,
+) -> ForkserverChild:
     """Ask the forkserver at ``address`` to fork a child that hosts
     ``request.entry`` in ``host`` (see ``_child_host``); return a handle on it.
+
+    ``warm_pool`` is the size of the server's warm pool for such children
+    (0: fork cold); the backend resolves it (``request.warm_pool`` may be None).
 
     The child gets ``request.env`` on top of the server's environment (the
     owner's, when it started the server) and this process's ``sys.path``,
@@ -215,7 +218,9 @@ async def spawn_via_forkserver(address: str, request: SpawnRequest, *, host: Hos
     """
     if host not in HOST_KINDS:
         raise ValueError(f'host must be one of {HOST_KINDS}, got {host!r}')
-    frame = _request_frame(address, request, host)
+    if warm_pool < 0:
+        raise ValueError(f'warm_pool must be a size >= 0, got {warm_pool}')
+    frame = _request_frame(address, request, host, warm_pool)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     channel = WireChannel(sock)
     try:

@@ -16,7 +16,7 @@ import tempfile
 import threading
 
 from .._pythonpath import with_package_on_pythonpath
-from ._server import SAVED_PYTHONPATH, SERVER_MODULE
+from ._names import SAVED_PYTHONPATH, SERVER_MODULE
 
 DEFAULT_CLOSE_TIMEOUT = 5.0
 """Seconds :meth:`Forkserver.close` waits for the server before killing it."""

@@ -22,21 +22,17 @@ from functools import partial
 from typing import Any, NoReturn
 
 from ..._exceptions import ProtocolError
-from .._child_host import ChildSpec, run_forked_child
+from .._child_host import run_forked_child
 from .._child_report import read_report
+from .._contract import ChildSpec
 from .._exit_status import ChildExceptionInfo
 from .._fds import close_fds
 from .._fork import fork_with_report
-from .._pool import WarmPool
-from .._pool_member import WarmUp, handout_frame
 from .._prelude import name_this_process, resolve_stdio_policy
-from ._wire import WireChannel
-
-SERVER_MODULE = 'tractor_subint.spawn.forkserver'
-
-SAVED_PYTHONPATH = 'TRACTOR_SUBINT_FORKSERVER_SAVED_PYTHONPATH'
-"""Where the owner saves its PYTHONPATH (JSON, null if unset) while it puts
-our package first on it; :func:`main` restores it for the children."""
+from .._wire import WireChannel
+from ..pool._member import WarmUp
+from ..pool._owner import WarmPool
+from ._names import SAVED_PYTHONPATH, SERVER_MODULE
 
 
 @dataclass(frozen=True)
@@ -227,8 +223,8 @@ class _Server:
         self._flush(channel)
 
     def _from_pool(self, request: _Request) -> tuple[int, int] | None:
-        """Hand ``request`` to a ready pool member: ``(pid, report_fd)``, or
-        None (no pool for it, or no ready member: fork cold)."""
+        """Hand ``request`` to a pool member, ready or still warming:
+        ``(pid, report_fd)``, or None (no pool for it, or no member: fork cold)."""
         spec = request.child
         if spec.host != 'subint' or not request.warm_pool:
             return None
@@ -237,15 +233,12 @@ class _Server:
             warm_up = WarmUp((spec.entry.partition(':')[0],), tuple(spec.sys_path or sys.path))
             pool = self._pools[spec.entry] = WarmPool(warm_up, request.warm_pool)
         pool.size = request.warm_pool
-        member = pool.take()
+        member = pool.claim()
         if member is None:
             return None
         self._unwatch_member(member.control.fileno())
         # Our stdio, environment and cwd are what a cold child would inherit.
-        member.control.queue(
-            handout_frame(spec, stdio=request.stdio, cwd=os.getcwd(), environ=dict(os.environ)),
-            (spec.ipc_fd,),
-        )
+        pool.hand_out(member, spec, stdio=request.stdio, cwd=os.getcwd(), environ=dict(os.environ))
         self._channels[member.control.fileno()] = member.control
         self._close_when_flushed.add(member.control.fileno())
         self._flush(member.control)
@@ -340,7 +333,7 @@ class _Server:
                     pass
         # Report the children that have already exited, without waiting for
         # slow readers; the rest stay ours until we exit, then their
-        # requesters fall back (see _forkserver_client.ForkserverChild).
+        # requesters fall back (see _client.ForkserverChild).
         for child in list(self._children.values()):
             self._reap(child)
         for channel in list(self._channels.values()):

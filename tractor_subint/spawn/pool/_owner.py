@@ -1,18 +1,20 @@
-"""A warm pool: ``subint_forkserver`` children forked and warmed ahead of time.
+"""A warm pool's owner: ``subint_forkserver`` children forked and warmed ahead of time.
 
 A cold ``subint_forkserver`` spawn spends 75 % of its time importing trio,
 msgspec and the runtime inside the child's fresh subinterpreter, and another
-10 % creating it. A pool member (``_pool_member``) has done both before it
-is needed, so a spawn that takes one costs a handshake, not an import.
+10 % creating it. A pool member (``_member``) has done both before it is
+needed, so a spawn that takes one costs a handshake, not an import.
 
-:class:`WarmPool` is the owner's bookkeeping, one implementation for both
-owners: the root (or any process that can fork), whose :class:`PoolKeeper`
-thread drives it, and the tree's forkserver, whose poll loop does, for
-spawns from subinterpreter-hosted actors. Members are forked like any child
-(prelude, report pipe) from a process that holds no subinterpreter. The pool
-keeps ``size`` members; one that dies while idle is reaped and replaced,
-never handed out; when the tree ends, the pool is drained (idle members are
-killed and reaped). A spawn that finds no ready member forks cold.
+:class:`WarmPool` is the owner's bookkeeping and its half of the protocol
+(:meth:`WarmPool.on_readable` reads a member's READY, :meth:`WarmPool.hand_out`
+sends it its spec), one implementation for both owners: a process that can
+fork, whose :class:`PoolKeeper` thread drives it (``_claim`` is its trio
+side), and the tree's forkserver, whose poll loop does, for spawns from
+subinterpreter-hosted actors. Members are forked like any child (prelude,
+report pipe) from a process that holds no subinterpreter. The pool keeps
+``size`` members; one that dies while idle is reaped and replaced, never
+handed out; when the pool closes, it is drained (idle members are killed
+and reaped). A spawn that finds no member forks cold.
 
 The size comes from the spawn request (a nursery's ``warm_pool``), else
 ``$TRACTOR_SUBINT_WARM_POOL``, else :data:`DEFAULT_SIZE`; 0 turns it off.
@@ -29,10 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from ._fds import close_fds
-from ._fork import SubinterpretersAliveError, fork_with_report
-from ._pool_member import READY, WarmUp, serve_as_pool_member
-from .forkserver._wire import WireChannel
+from .._contract import ChildSpec
+from .._fds import close_fds
+from .._fork import SubinterpretersAliveError, fork_with_report
+from .._wire import WireChannel
+from ._member import READY, WarmUp, handout_frame, serve_as_pool_member
 
 ENV_VAR = 'TRACTOR_SUBINT_WARM_POOL'
 DEFAULT_SIZE = 2
@@ -77,6 +80,20 @@ class Member:
     """Read end of its report pipe; whoever takes the member owns it."""
     control: WireChannel
     ready: bool = False
+
+    def read_ready(self) -> bool:
+        """Read what the member said: True once it said READY, False if it
+        said nothing yet; :class:`ConnectionResetError` if it died."""
+        try:
+            data = self.control.sock.recv(64)
+        except BlockingIOError:
+            return self.ready
+        except OSError:
+            data = b''
+        if not data.startswith(READY):
+            raise ConnectionResetError(f'warm pool member {self.pid} died while idle')
+        self.ready = True
+        return True
 
 
 class WarmPool:
@@ -148,16 +165,11 @@ class WarmPool:
             if member is None:
                 return  # claimed meanwhile: not ours to watch any more
             try:
-                data = member.control.sock.recv(64)
-            except BlockingIOError:
+                if member.read_ready():
+                    self._lock.notify_all()
                 return
-            except OSError:
-                data = b''
-            if data.startswith(READY):
-                member.ready = True
-                self._lock.notify_all()
-                return
-            del self._members[fd]  # died while idle: never handed out
+            except ConnectionResetError:
+                del self._members[fd]  # died while idle: never handed out
         self._bury(member)
 
     # -- spawn side -------------------------------------------------------------------
@@ -168,10 +180,27 @@ class WarmPool:
         return self._claim(lambda member: member.ready)
 
     def claim(self) -> Member | None:
-        """A live member, ready or still warming (the caller then waits for
-        its READY byte: it started before any cold fork could), now the
-        caller's; None if the pool has none."""
+        """A live member, ready or else still warming (it started before any
+        cold fork could; it finishes warming before it hosts its spec), now
+        the caller's; None if the pool has none."""
         return self.take() or self._claim(lambda member: not member.ready)
+
+    @staticmethod
+    def hand_out(
+        member: Member, spec: ChildSpec, *, stdio: str, stdio_fds: tuple[int, ...] = (),
+        cwd: str, environ: dict[str, str],
+    ) -> None:
+        """Queue on a claimed member's control channel what makes it the child
+        a cold fork would be now: ``spec`` with its IPC socket, and the
+        spawner's stdio (``stdio_fds``, its fds 0/1/2, when inherited; else
+        the ``stdio`` policy), working directory and environment.
+
+        The caller flushes the channel (``WireChannel.flush_nowait`` when the
+        socket is writable), then closes it. Ready or still warming, the
+        member takes it when it can.
+        """
+        frame = handout_frame(spec, stdio=stdio, cwd=cwd, environ=environ)
+        member.control.queue(frame, (spec.ipc_fd, *stdio_fds))
 
     def _claim(self, wanted: Callable[[Member], bool]) -> Member | None:
         with self._lock:

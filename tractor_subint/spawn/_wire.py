@@ -1,11 +1,16 @@
-"""The forkserver's wire format, shared by the server and its requesters.
+"""Frames with fds attached: the wire of spawn's two services.
+
+The forkserver and its requesters speak it (``forkserver/``), and so do a
+warm pool's owner and its members (``pool/``): each is a spawn primitive, so
+the framing lives beside them, not inside either.
 
 A frame is a 4-byte big-endian length, then that many bytes of UTF-8 JSON
 holding an object. fds travel as SCM_RIGHTS on the first frame of each
 direction only: that is how the receiver knows which frame they belong to.
 
 :class:`WireChannel` never blocks, so one implementation serves both a
-``poll()`` loop (the server, no trio) and trio tasks (the requester).
+``poll()`` loop (the forkserver, a pool member: no trio) and trio tasks (a
+requester, a pool's claimer).
 """
 from __future__ import annotations
 
@@ -17,8 +22,8 @@ import socket
 import struct
 from typing import Any
 
-from ..._exceptions import ProtocolError
-from .._fds import close_fds
+from .._exceptions import ProtocolError
+from ._fds import close_fds
 
 MAX_FRAME_BYTES = 64 << 20
 """Largest frame either side accepts (the boot payload travels in base64)."""

@@ -1,0 +1,50 @@
+"""Warm pools: ``subint_forkserver`` children forked and warmed ahead of time.
+
+One home for the pool, in three parts:
+
+- ``_member``: a member's life, and both sides of the hand-out protocol's
+  wire form (READY; the frame that makes a member a child);
+- ``_owner``: :class:`WarmPool`, the owner's bookkeeping and its half of the
+  protocol, driven by a :class:`PoolKeeper` thread here or by the
+  forkserver's poll loop (no trio in either);
+- ``_claim``: the trio side of this process's pools: :func:`warm_up` when a
+  nursery opens, :func:`claim_member` when a child is spawned.
+
+Names are imported on first use: the forkserver process loads ``_owner`` and
+``_member`` but never ``_claim`` (nor trio).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_module
+
+__all__ = [
+    'DEFAULT_SIZE',
+    'ENV_VAR',
+    'PoolKeeper',
+    'WarmPool',
+    'aclose_local_pools',
+    'claim_member',
+    'close_local_pools',
+    'local_warm_pool',
+    'pool_size',
+    'warm_up',
+]
+
+if TYPE_CHECKING:
+    from ._claim import aclose_local_pools as aclose_local_pools
+    from ._claim import claim_member as claim_member
+    from ._claim import close_local_pools as close_local_pools
+    from ._claim import local_warm_pool as local_warm_pool
+    from ._claim import warm_up as warm_up
+    from ._owner import DEFAULT_SIZE as DEFAULT_SIZE
+    from ._owner import ENV_VAR as ENV_VAR
+    from ._owner import PoolKeeper as PoolKeeper
+    from ._owner import WarmPool as WarmPool
+    from ._owner import pool_size as pool_size
+
+__getattr__, __dir__ = lazy_module(__name__, {
+    '._claim': ('aclose_local_pools', 'claim_member', 'close_local_pools', 'local_warm_pool', 'warm_up'),
+    '._owner': ('DEFAULT_SIZE', 'ENV_VAR', 'PoolKeeper', 'WarmPool', 'pool_size'),
+})
