@@ -3,18 +3,23 @@ what they run (the forkserver, a child's entry, an isolated subinterpreter)."""
 from __future__ import annotations
 
 import _interpreters
+import ast
 import importlib
 import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+import tractor_subint
+
 FACADES = [
     'tractor_subint', 'tractor_subint.runtime', 'tractor_subint.spawn',
-    'tractor_subint.spawn.forkserver',
+    'tractor_subint.spawn.forkserver', 'tractor_subint.spawn.pool',
 ]
+PACKAGE_DIR = Path(tractor_subint.__file__).parent
 
 
 @pytest.mark.parametrize('name', FACADES)
@@ -49,6 +54,104 @@ def _run_fresh(code: str) -> dict[str, list[str]]:
     return result
 
 
+def _module_files() -> dict[str, Path]:
+    files = {}
+    for path in PACKAGE_DIR.rglob('*.py'):
+        parts = ['tractor_subint', *path.relative_to(PACKAGE_DIR).with_suffix('').parts]
+        if parts[-1] == '__init__':
+            parts.pop()
+        files['.'.join(parts)] = path
+    return files
+
+
+def _import_edges(name: str, source: str, known: set[str], *, is_package: bool = False) -> set[str]:
+    """Every module of ``known`` that module ``name`` (its ``source``)
+    imports: at module level, inside functions (lazy) and under
+    ``TYPE_CHECKING`` alike, plus what a lazy facade (``lazy_module``)
+    resolves its names from."""
+    package = name if is_package else name.rpartition('.')[0]
+
+    def absolute(level: int, module: str | None) -> str:
+        base = package
+        for _ in range(level - 1):
+            base = base.rpartition('.')[0]
+        return f'{base}.{module}' if module else base
+
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            target = absolute(node.level, node.module) if node.level else node.module
+            for alias in node.names:  # `from pkg import submodule` imports the submodule
+                found.add(f'{target}.{alias.name}' if f'{target}.{alias.name}' in known else target)
+        elif isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'lazy_module':
+            exports = node.args[1]
+            assert isinstance(exports, ast.Dict)
+            found.update(absolute(1, key.value.lstrip('.')) for key in exports.keys)
+    return {module for module in found if module in known and module != name}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    components = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for successor in graph[node]:
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return components
+
+
+def test_no_import_cycle_among_spawn_modules():
+    files = _module_files()
+    spawn = {name for name in files if name.startswith('tractor_subint.spawn')}
+    graph = {
+        name: _import_edges(
+            name, files[name].read_text(), spawn, is_package=files[name].name == '__init__.py',
+        )
+        for name in spawn
+    }
+    assert graph['tractor_subint.spawn.forkserver._server']  # the walk sees imports at all
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_lazy_and_type_checking_imports():
+    graph = {'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}
+    assert _cycles(graph) == [['a', 'b', 'c']]
+    source = textwrap.dedent("""
+        from typing import TYPE_CHECKING
+        if TYPE_CHECKING:
+            from .b import B
+        def f():
+            from . import c
+        __getattr__, __dir__ = lazy_module(__name__, {'.d': ('x',)})
+    """)
+    known = {'tractor_subint.spawn.b', 'tractor_subint.spawn.c', 'tractor_subint.spawn.d'}
+    assert _import_edges('tractor_subint.spawn.probe', source, known) == known
+
+
 def _modules_after(code: str) -> list[str]:
     """The modules a fresh interpreter has loaded after running ``code``."""
     probe = textwrap.dedent(code) + '\nimport json, sys; print(json.dumps(sorted(sys.modules)))'
@@ -63,8 +166,31 @@ def test_the_forkserver_process_loads_neither_trio_nor_any_backend():
     assert 'subprocess' not in loaded
     ours = [m for m in loaded if m.startswith('tractor_subint')]
     assert not [m for m in ours if '.backends' in m or '.runtime' in m], ours
-    sides = {'tractor_subint.spawn.forkserver._client', 'tractor_subint.spawn.forkserver._owner'}
+    sides = {
+        'tractor_subint.spawn.forkserver._client', 'tractor_subint.spawn.forkserver._owner',
+        'tractor_subint.spawn.pool._claim',
+    }
     assert not sides & set(ours)
+
+
+def test_opening_a_tree_loads_no_server_pool_or_fork_module():
+    # A root opens its tree before any spawn: it binds an address and starts
+    # a watcher thread, nothing more (the server may never be needed).
+    loaded = _modules_after(
+        'import tractor_subint.spawn as s\n'
+        'tree = s.open_tree()\n'
+        'tree.close()\n'
+    )
+    ours = {m for m in loaded if m.startswith('tractor_subint')}
+    unwanted = {
+        'tractor_subint.spawn.forkserver._server', 'tractor_subint.spawn.forkserver._client',
+        'tractor_subint.spawn._fork', 'tractor_subint.spawn._child_host',
+        'tractor_subint.spawn.pool._owner', 'tractor_subint.spawn.pool._member',
+        'tractor_subint.spawn.pool._claim', 'tractor_subint.spawn._subint_host',
+    }
+    assert not unwanted & ours, sorted(unwanted & ours)
+    assert 'tractor_subint.spawn.forkserver._owner' in ours
+    assert 'trio' not in loaded
 
 
 def test_a_child_entry_loads_no_backend_and_no_forkserver():
