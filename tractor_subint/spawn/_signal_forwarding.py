@@ -136,16 +136,30 @@ class SignalForwarder:
             pass  # a full pipe wakes the loop just as well
 
     def _forward_until_done(self) -> None:
-        poller = select.poll()
-        poller.register(self._wake_r, select.POLLIN)
+        # epoll, not poll: a thread blocked in poll() holds a reference on
+        # every file it watches, so hosted code that closes its IPC socket
+        # (user code closing "stray" fds) would not close it at all while we
+        # watch it, and its parent would never see the EOF. An epoll set
+        # holds none: the last close ends the socket and leaves the set.
+        poller = select.epoll()
+        try:
+            self._forward_with(poller)
+        finally:
+            poller.close()
+
+    def _forward_with(self, poller: select.epoll) -> None:
+        poller.register(self._wake_r, select.EPOLLIN)
         if self._lifeline_fd >= 0:
-            poller.register(self._lifeline_fd, select.POLLRDHUP)
+            poller.register(self._lifeline_fd, select.EPOLLRDHUP)
         deadline: float | None = None
         while True:
-            timeout_ms = None
+            timeout = -1.0
             if deadline is not None:
-                timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
-            events = poller.poll(timeout_ms)
+                timeout = max(0.0, deadline - time.monotonic()) + 0.001
+            try:
+                events = poller.poll(timeout)
+            except InterruptedError:
+                events = []
             if deadline is not None and time.monotonic() >= deadline:
                 flush_std_streams()
                 os._exit(PARENT_GONE_EXIT)
@@ -153,7 +167,10 @@ class SignalForwarder:
                 if fd == self._wake_r and self._drain_wakeup_pipe():
                     return
                 if fd == self._lifeline_fd and deadline is None:
-                    poller.unregister(fd)
+                    try:
+                        poller.unregister(fd)
+                    except OSError:
+                        pass  # closed meanwhile: it left the set by itself
                     self.parent_gone = True
                     deadline = time.monotonic() + self._lifeline_grace
                     self._send(LIFELINE_BYTE)
