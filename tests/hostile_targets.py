@@ -127,3 +127,63 @@ async def wait_sent(key: str, at_least: int) -> int:
 
 def sent(key: str) -> int:
     return _sent.get(key, 0)
+
+
+# -- issue 17: exits, misuse, a target that cuts its own channel ---------------
+
+class Halt(BaseException):
+    """A BaseException that is neither SystemExit nor KeyboardInterrupt."""
+
+
+def exit_with(code: int) -> None:
+    raise SystemExit(code)
+
+
+async def interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def raise_halt() -> None:
+    raise Halt('stop everything')
+
+
+class Counter:
+    """For bound methods, staticmethods and classmethods as targets."""
+
+    def bump(self, n: int) -> int:
+        return n + 1
+
+    @staticmethod
+    def static_bump(n: int) -> int:
+        return n + 1
+
+    @classmethod
+    def class_bump(cls, n: int) -> int:
+        return n + 1
+
+
+def sync_counter(n: int) -> list[int]:
+    """Records that it ran (see :func:`ran`): a refused call must not run."""
+    _ran.append('sync_counter')
+    return list(range(n))
+
+
+async def async_counter(n: int) -> list[int]:
+    _ran.append('async_counter')
+    return list(range(n))
+
+
+_ran: list[str] = []
+
+
+def ran() -> list[str]:
+    return list(_ran)
+
+
+async def close_parent_socket_and_wait() -> None:
+    """Close the actor's channel socket, then keep running (as an async
+    target that closed "stray" fds and went on with its work would)."""
+    import trio
+
+    os.close(_parent_socket_fd())
+    await trio.sleep_forever()

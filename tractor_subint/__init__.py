@@ -17,6 +17,7 @@ __version__ = '0.1.0.dev0'
 
 __all__ = [
     'Actor',
+    'ActorCancelled',
     'ActorFailure',
     'ActorNursery',
     'ForkserverError',
@@ -39,6 +40,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .runtime import Actor as Actor
+    from .runtime import ActorCancelled as ActorCancelled
     from .runtime import ActorFailure as ActorFailure
     from .runtime import ActorNursery as ActorNursery
     from .runtime import MsgStream as MsgStream
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '.runtime': (
-        'Actor', 'ActorFailure', 'ActorNursery', 'MsgStream', 'Portal', 'RemoteActorError',
+        'Actor', 'ActorCancelled', 'ActorFailure', 'ActorNursery', 'MsgStream', 'Portal', 'RemoteActorError',
         'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError', 'current_actor', 'open_nursery',
     ),
     '.spawn': (

@@ -23,6 +23,7 @@ __all__ = [
     'CANCEL_EXIT_TIMEOUT',
     'TERMINATE_TIMEOUT',
     'Actor',
+    'ActorCancelled',
     'ActorFailure',
     'ActorNursery',
     'MsgStream',
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from ._child import CANCEL_ACK_TIMEOUT as CANCEL_ACK_TIMEOUT
     from ._child import CANCEL_EXIT_TIMEOUT as CANCEL_EXIT_TIMEOUT
     from ._child import TERMINATE_TIMEOUT as TERMINATE_TIMEOUT
+    from ._errors import ActorCancelled as ActorCancelled
     from ._errors import ActorFailure as ActorFailure
     from ._errors import RemoteActorError as RemoteActorError
     from ._errors import StreamOverrun as StreamOverrun
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_module(__name__, {
     '._actor': ('Actor',),
     '._child': ('CANCEL_ACK_TIMEOUT', 'CANCEL_EXIT_TIMEOUT', 'TERMINATE_TIMEOUT'),
-    '._errors': ('ActorFailure', 'RemoteActorError', 'StreamOverrun', 'ValueDecodeError'),
+    '._errors': ('ActorCancelled', 'ActorFailure', 'RemoteActorError', 'StreamOverrun', 'ValueDecodeError'),
     '._portal': ('MsgStream', 'PendingCall', 'Portal'),
     '._state': ('current_actor',),
     '._supervise': ('ActorNursery', 'open_nursery'),

@@ -18,12 +18,21 @@ from .._exceptions import ProtocolError, TractorSubintError
 from ..spawn import SpawnTree, cancel_on_forwarded_signal, current_tree, describe_cancel_byte, open_tree
 from ._bootspec import BootSpec, Uid
 from ._channel import Channel
-from ._errors import box_error
+from ._codec import UndecodableValue
+from ._errors import ValueDecodeError, box_error
 from ._log import log
 from ._msgs import Call, CancelAck, CancelActor, CancelCall, Credit, Failed, Return, StreamEnd, Yield
-from ._targets import resolve
+from ._targets import check_resolved, resolve
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is trio's cancellation (alone or grouped), which is the
+    runtime's business, not the call's answer."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return isinstance(exc, trio.Cancelled)
 
 
 class ChannelLost(TractorSubintError, RuntimeError):
@@ -66,6 +75,9 @@ class Actor:
         """Why this actor stopped serving, once it has."""
         self._serve_scope = trio.CancelScope()
         self._channel_lost: BaseException | None = None
+        self._fatal: BaseException | None = None
+        """A non-``Exception`` raised by a call (``SystemExit``, ...): it ends
+        this actor, once the call has been answered with it."""
         self.parent_channel: Channel | None = None
         """The channel to the parent, while this (non-root) actor serves."""
 
@@ -116,6 +128,8 @@ class Actor:
         if forwarded.signum is not None:
             self.cancel_reason = describe_cancel_byte(forwarded.signum)
             log.debug('stopping: %s', self.cancel_reason)
+        if self._fatal is not None:
+            raise self._fatal  # as itself: the actor's exit names it
         if self._channel_lost is not None:
             raise ChannelLost(
                 f'actor {self.name!r} lost its channel to the parent while answering: '
@@ -133,7 +147,14 @@ class Actor:
 
     async def _message_loop(self, chan: Channel, rpc: trio.Nursery) -> str:
         try:
-            async for msg in chan:
+            while True:
+                try:
+                    msg = await chan.recv()
+                except UndecodableValue as exc:
+                    await self._refuse_undecodable(chan, exc)
+                    continue
+                except trio.EndOfChannel:
+                    break
                 if isinstance(msg, Call):
                     rpc.start_soon(self._run_call, chan, msg, name=f'rpc:{msg.qualname}')
                 elif isinstance(msg, Credit):
@@ -157,12 +178,24 @@ class Actor:
             return f'the parent broke the protocol ({exc})'
         return 'parent hung up'
 
+    async def _refuse_undecodable(self, chan: Channel, exc: UndecodableValue) -> None:
+        """A call whose arguments do not decode here fails alone (the frame
+        was read whole: the channel is in step)."""
+        if exc.kind != 'Call':
+            raise ProtocolError(f'the parent sent a {exc.kind}, which only an actor sends')
+        error = ValueDecodeError(
+            f'the arguments of this call cannot be decoded in actor {self.name!r}: '
+            f'{type(exc.cause).__name__}: {exc.cause}'
+        )
+        await self._send_failure(chan, exc.cid, error)
+
     async def _run_call(self, chan: Channel, msg: Call) -> None:
         assert self.spec is not None
         with trio.CancelScope() as scope:
             self._calls[msg.cid] = scope
             try:
                 fn = resolve(self.spec, msg.module, msg.qualname)
+                check_resolved(fn, f'{msg.module}.{msg.qualname}', stream=msg.stream)
                 if msg.stream:
                     await self._stream_results(chan, msg, fn)
                 else:
@@ -174,8 +207,29 @@ class Actor:
                 self._lose_channel(exc)
             except Exception as exc:
                 await self._send_failure(chan, msg.cid, exc)
+            except BaseException as exc:
+                if _is_cancellation(exc):
+                    raise
+                await self._end_by(chan, msg, exc)
             finally:
                 self._calls.pop(msg.cid, None)
+
+    async def _end_by(self, chan: Channel, msg: Call, exc: BaseException) -> None:
+        """A call raised a ``BaseException`` that is not an ``Exception``
+        (``SystemExit``, ``KeyboardInterrupt``, ...): as in a process, it
+        ends this actor. The caller hears it first, as the call's error, and
+        the actor then exits with it (so its exit names it too)."""
+        exc.add_note(
+            f'(a {type(exc).__name__} raised by a call ends its actor: '
+            f'actor {self.name!r} exited; an Exception would fail only the call)'
+        )
+        log.error('%s.%s raised %r: the actor ends', msg.module, msg.qualname, exc)
+        with trio.CancelScope(shield=True):
+            await self._send_failure(chan, msg.cid, exc)
+        if self._fatal is None:
+            self._fatal = exc
+        self.cancel_reason = f'a call raised {type(exc).__name__}'
+        self._serve_scope.cancel()
 
     async def _send_failure(self, chan: Channel, cid: int, exc: BaseException) -> None:
         """Answer call ``cid`` with ``exc``; if even the boxed error cannot be
@@ -198,6 +252,8 @@ class Actor:
     async def _stream_results(self, chan: Channel, msg: Call, fn: object) -> None:
         agen = fn(**msg.kwargs)  # type: ignore[operator]
         if not inspect.isasyncgen(agen):
+            if inspect.iscoroutine(agen):
+                agen.close()  # not awaited, on purpose: no "never awaited" warning
             raise TypeError(
                 f'{msg.module}.{msg.qualname} is not an async generator function: '
                 f'open_stream_from() needs one'

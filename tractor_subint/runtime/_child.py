@@ -47,7 +47,17 @@ CHANNEL_CLOSE_GRACE = 1.0
 soon as the last copy of the child's socket closes; this only bounds a
 leaked copy)."""
 
+UNREACHABLE_GRACE = 0.5
+"""Seconds a child whose channel ended (EOF) while its process still runs
+gets to exit on its own (an ending actor closes its channel just before it
+exits) before the kill ladder ends it: nothing can reach it any more."""
+
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+_UNREACHABLE_TEXT = (
+    'closed its channel to the parent and kept running (ended through the kill ladder)'
+)
+
 
 async def _first_of(*waits: Callable[[], Any]) -> None:
     with interrupts_unwrapped():
@@ -86,12 +96,18 @@ class ChildActor:
         self.portal = Portal(name, uid, channel, self.calls, self, spawn_time)
         self.cancel_requested = False
         """Whether the parent asked this child to stop (its exit is expected)."""
+        self.cancelled_by: str | None = None
+        """Who asked it to stop while it was still answering (its channel
+        open): 'this caller' or 'its nursery'; None otherwise."""
         self.acked = False
         """Whether the child acknowledged the graceful cancel."""
         self.done = trio.Event()
         """Set once the child is gone and its channel closed."""
         self.protocol_error: ProtocolError | None = None
         """Why the child was killed for what it sent, if it was."""
+        self.unreachable = False
+        """Whether its channel ended while it kept running (user code closed
+        the socket), so that the kill ladder had to end it."""
         self._run_call: PendingCall | None = None
         self._on_failure = on_failure
         self._cancel_ack = trio.Event()
@@ -119,6 +135,8 @@ class ChildActor:
     def gone_reason(self) -> str:
         if self.protocol_error is not None:
             return self.protocol_failure_text()
+        if self.unreachable:
+            return f'{_UNREACHABLE_TEXT} while a call was pending'
         return 'went away while a call was pending'
 
     async def result(self) -> Any:
@@ -130,6 +148,11 @@ class ChildActor:
         await self._result_ready.wait()
         assert self._result is not None
         return self._result.unwrap()
+
+    def _note_cancel(self, by: str) -> None:
+        if not self.cancel_requested and not self.calls.closed.is_set():
+            self.cancelled_by = by
+        self.cancel_requested = True
 
     # -- supervision --------------------------------------------------------------
 
@@ -150,6 +173,7 @@ class ChildActor:
         with trio.CancelScope(shield=True):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._receive_loop)
+                nursery.start_soon(self._end_if_unreachable)
                 if self._run_call is not None:
                     nursery.start_soon(self._collect_result, self._run_call)
                 await self.process.wait()
@@ -166,6 +190,8 @@ class ChildActor:
         """After :meth:`supervise`: the error an exit nobody asked for is."""
         if self.protocol_error is not None:
             return ActorFailure(self.name, self.protocol_failure_text(), self.exit_status)
+        if self.unreachable:
+            return ActorFailure(self.name, _UNREACHABLE_TEXT, self.exit_status)
         if self.cancel_requested or self._result is not None:
             return None
         return ActorFailure(self.name, 'exited unexpectedly', self.exit_status)
@@ -180,6 +206,8 @@ class ChildActor:
                 try:
                     msg = await self.channel.recv()
                 except UndecodableValue as exc:
+                    if exc.kind == 'Call':
+                        raise ProtocolError('it sent a Call, which only a parent sends') from exc
                     self.calls.fail(exc.cid, ValueDecodeError(
                         f'actor {self.name!r} sent a {exc.kind} value that cannot be decoded '
                         f'here: {type(exc.cause).__name__}: {exc.cause}'
@@ -202,6 +230,20 @@ class ChildActor:
         finally:
             self.calls.close()
 
+    async def _end_if_unreachable(self) -> None:
+        """A channel that ended while the process runs on (its socket closed
+        by user code: EOF here, yet the actor is busy and never notices) means
+        nothing can reach the child any more: end it with the kill ladder."""
+        await self.calls.closed.wait()
+        if not self._exited.is_set() and not self.cancel_requested:
+            with trio.move_on_after(UNREACHABLE_GRACE):
+                await self._exited.wait()
+        if self._exited.is_set() or self.cancel_requested:
+            return
+        self.unreachable = True
+        log.warning('%s closed its channel and keeps running: ending it', self.name)
+        await self.stop(by='its parent, its channel having closed')
+
     async def _collect_result(self, call: PendingCall) -> None:
         try:
             self._result = outcome.Value(await call.result())
@@ -214,14 +256,15 @@ class ChildActor:
             if not (self.cancel_requested and isinstance(exc, ActorFailure)):
                 self._on_failure(exc)
         self._result_ready.set()
-        await self.stop()
+        await self.stop(by='its nursery, once its run_in_actor call had returned')
 
     # -- the kill ladder ------------------------------------------------------------
 
-    async def stop(self) -> bool:
+    async def stop(self, by: str = 'its nursery') -> bool:
         """The kill ladder (module docstring); idempotent, shielded. Returns
-        whether the actor acknowledged the graceful cancel."""
-        self.cancel_requested = True
+        whether the actor acknowledged the graceful cancel. ``by`` is who
+        asked, for the error of calls made after (:class:`ActorCancelled`)."""
+        self._note_cancel(by)
         with trio.CancelScope(shield=True):
             if not self._stopping:
                 self._stopping = True

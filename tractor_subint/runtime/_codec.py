@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol, cast
 
 from .._exceptions import TractorSubintError
-from ._msgs import RETURN_TAG, YIELD_TAG, Msg, from_wire, to_wire
+from ._msgs import CALL_TAG, RETURN_TAG, YIELD_TAG, Msg, from_wire, to_wire
 
 # Imported up front wherever it loads, as before the codec became optional:
 # a process that first imports an extension module on one thread while
@@ -30,18 +30,17 @@ except ImportError as exc:
 
 
 class UndecodableValue(TractorSubintError):
-    """A well-formed reply (:class:`Return` or :class:`Yield`) whose value
-    does not decode here (e.g. nested too deep for the decoder). The frame
-    was read whole, so the channel is still in step: only call ``cid``
-    fails."""
+    """A well-formed reply (:class:`Return` or :class:`Yield`) whose value,
+    or a :class:`Call` whose arguments, do not decode here (e.g. nested too
+    deep for the decoder). The frame was read whole, so the channel is still
+    in step: only call ``cid`` fails."""
 
     def __init__(self, cid: int, kind: str, cause: BaseException) -> None:
         self.cid = cid
         self.kind = kind
         self.cause = cause
-        super().__init__(
-            f'the value of a {kind} reply cannot be decoded here: {type(cause).__name__}: {cause}'
-        )
+        what = 'the arguments of a Call' if kind == 'Call' else f'the value of a {kind} reply'
+        super().__init__(f'{what} cannot be decoded here: {type(cause).__name__}: {cause}')
 
 
 class Codec(Protocol):
@@ -113,7 +112,8 @@ class MsgpackCodec(_ListCodec):
             )
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(list)
-        self._dump_errors = (TypeError, msgspec.EncodeError)
+        # RecursionError: nested deeper than the encoder goes (3.13).
+        self._dump_errors = (TypeError, msgspec.EncodeError, RecursionError)
 
     def _dump(self, wire: list[object]) -> bytes:
         return self._encoder.encode(wire)
@@ -175,15 +175,18 @@ _MARSHAL_VERSION = 2
 reference), so a reply's first items always have one layout."""
 
 _UINT_FORMATS = {0xCC: '>B', 0xCD: '>H', 0xCE: '>I', 0xCF: '>Q'}
-_REPLY_KINDS = {RETURN_TAG: 'Return', YIELD_TAG: 'Yield'}
+_REPLY_KINDS = {RETURN_TAG: 'Return', YIELD_TAG: 'Yield', CALL_TAG: 'Call'}
+_WIRE_LENGTHS = {RETURN_TAG: 3, YIELD_TAG: 3, CALL_TAG: 7}
+"""How many items each kind's wire list has (its tag included)."""
 
 
 def msgpack_reply_header(data: bytes) -> tuple[str, int] | None:
-    """``(kind, cid)`` of a msgpack-encoded :class:`Return` or :class:`Yield`,
-    read from its first items alone, without touching its value (which may
-    be what does not decode): ``[tag, cid, value]`` is a 3-array whose first
-    item is a positive fixint. None for anything else."""
-    if len(data) < 3 or data[0] != 0x93 or data[1] not in _REPLY_KINDS:
+    """``(kind, cid)`` of a msgpack-encoded :class:`Return`, :class:`Yield`
+    or :class:`Call`, read from its first items alone, without touching its
+    value or arguments (which may be what does not decode): ``[tag, cid,
+    ...]`` is a fixarray whose first item is a positive fixint. None for
+    anything else."""
+    if len(data) < 3 or data[1] not in _REPLY_KINDS or data[0] != 0x90 | _WIRE_LENGTHS[data[1]]:
         return None
     kind, rest = _REPLY_KINDS[data[1]], data[2:]
     if rest[0] < 0x80:  # positive fixint
@@ -195,14 +198,15 @@ def msgpack_reply_header(data: bytes) -> tuple[str, int] | None:
 
 
 def marshal_reply_header(data: bytes) -> tuple[str, int] | None:
-    """:func:`msgpack_reply_header` for :class:`MarshalCodec`: a 3-list
+    """:func:`msgpack_reply_header` for :class:`MarshalCodec`: a list
     (``[`` and a little-endian int32 count) whose first two items are
-    marshal ints (``i`` and an int32) before the value."""
-    if len(data) < 15 or data[:5] != b'[\x03\x00\x00\x00' or data[5] != ord('i') or data[10] != ord('i'):
+    marshal ints (``i`` and an int32) before the rest."""
+    if len(data) < 15 or data[0] != ord('[') or data[5] != ord('i') or data[10] != ord('i'):
         return None
+    count = struct.unpack_from('<i', data, 1)[0]
     tag, cid = struct.unpack_from('<i', data, 6)[0], struct.unpack_from('<i', data, 11)[0]
     kind = _REPLY_KINDS.get(tag)
-    return None if kind is None else (kind, cid)
+    return None if kind is None or count != _WIRE_LENGTHS[tag] else (kind, cid)
 
 
 _CODECS: dict[str, Callable[[], Codec]] = {'msgpack': MsgpackCodec, 'marshal': MarshalCodec}

@@ -1,6 +1,7 @@
 """Errors that cross actor boundaries, and errors about actors themselves."""
 from __future__ import annotations
 
+import re
 import traceback as tb_module
 
 from .._exceptions import PUBLIC_MODULE, TractorSubintError
@@ -58,8 +59,9 @@ class RemoteActorError(TractorSubintError):
         if info.src_uid != info.actor_uid:
             origin = f' (originally {info.src_type_name} in actor {_uid_text(info.src_uid)})'
         body = '\n'.join('  | ' + line for line in info.traceback.rstrip().splitlines())
+        headline = f'{info.type_name}: {info.message}' if info.message else info.type_name
         return (
-            f'{info.type_name}: {info.message}\n'
+            f'{headline}\n'
             f'raised in actor {_uid_text(info.actor_uid)}{origin}\n'
             f'remote traceback:\n{body}'
         )
@@ -108,8 +110,7 @@ class ActorFailure(TractorSubintError):
         exc = self.exit_status.exception if self.exit_status else None
         if exc is None:
             return None
-        last_line = exc.traceback.rstrip().rsplit('\n', 1)[-1] if exc.traceback.strip() else ''
-        return last_line or f'{exc.type_name.rpartition(".")[2]}: {exc.message}'
+        return _last_error_line(exc.traceback) or f'{exc.type_name.rpartition(".")[2]}: {exc.message}'
 
     @property
     def returncode(self) -> int | None:
@@ -122,6 +123,45 @@ class ActorFailure(TractorSubintError):
             return self.remote_error.remote_traceback
         exc = self.exit_status.exception if self.exit_status else None
         return exc.traceback if exc else None
+
+
+class ActorCancelled(ActorFailure):
+    """A call on an actor that its parent had cancelled: sent after the
+    cancel (refused before anything is sent), or pending when it came.
+
+    ``by`` says who cancelled it: ``'this caller'`` (``portal.cancel_actor()``)
+    or ``'its nursery'`` (``an.cancel()``, one-cancels-all, the nursery block
+    ending). The actor did not fail: the caller (or its nursery) ended it.
+    """
+
+    def __init__(
+        self, name: str, by: str, exit_status: ChildExitStatus | None, *, pending: bool = False,
+    ) -> None:
+        self.by = by
+        self.pending = pending
+        """Whether the call was already waiting when the cancel came."""
+        super().__init__(name, '', exit_status, stop_requested=True)
+        text = f'actor {name!r} was cancelled (by {by})'
+        if pending:
+            text += ' while this call was pending'
+        self.args = (text,)
+
+
+def _last_error_line(traceback: str) -> str | None:
+    """The ``Type: message`` line that ends a formatted traceback; in an
+    exception group's drawing, the last sub-exception's (not the closing
+    border, which is the text's last line)."""
+    for line in reversed(traceback.rstrip().splitlines()):
+        text = line.lstrip()
+        if text.startswith('|'):
+            text = text[2:] if text.startswith('| ') else ''
+        if _ERROR_LINE.match(text) and not text.startswith(_NOT_ERROR_LINES):
+            return text
+    return None
+
+
+_ERROR_LINE = re.compile(r'[A-Za-z_][\w.]*(: .*)?$')
+_NOT_ERROR_LINES = ('Traceback (', 'During handling', 'The above exception')
 
 
 MAX_MESSAGE_CHARS = 4096

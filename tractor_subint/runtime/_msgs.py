@@ -119,6 +119,7 @@ MESSAGE_TYPES: tuple[type[Msg], ...] = (
 """The wire tag of a message is its type's index here: append, never reorder."""
 
 _TAGS: dict[type[Msg], int] = {cls: tag for tag, cls in enumerate(MESSAGE_TYPES)}
+CALL_TAG = _TAGS[Call]
 RETURN_TAG = _TAGS[Return]
 YIELD_TAG = _TAGS[Yield]
 

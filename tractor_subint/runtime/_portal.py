@@ -8,6 +8,7 @@ through the narrow :class:`ChildLink` interface.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Protocol
@@ -18,9 +19,9 @@ from ..spawn import ChildExitStatus
 from ._bootspec import Uid
 from ._calls import Calls, LocalFailure, Overrun, Reply
 from ._channel import Channel
-from ._errors import ActorFailure, RemoteActorError, StreamOverrun
+from ._errors import ActorCancelled, ActorFailure, RemoteActorError, StreamOverrun
 from ._msgs import Call, CancelCall, Credit, Failed, Return, StreamEnd, Yield
-from ._targets import func_ref
+from ._targets import check_target, func_ref
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 
@@ -47,6 +48,12 @@ class ChildLink(Protocol):
         """Whether the parent asked the child to stop."""
         ...
 
+    @property
+    def cancelled_by(self) -> str | None:
+        """Who cancelled the child while it was still answering ('this
+        caller', 'its nursery'); None if nobody did (or it had gone first)."""
+        ...
+
     def gone_reason(self) -> str:
         """Why the child went away, as the tail of "actor X ..."."""
         ...
@@ -55,8 +62,9 @@ class ChildLink(Protocol):
         """Until the child process has exited."""
         ...
 
-    async def stop(self) -> bool:
-        """The kill ladder; whether the actor acknowledged the cancel."""
+    async def stop(self, by: str = ...) -> bool:
+        """The kill ladder; whether the actor acknowledged the cancel. ``by``
+        says who asked (for later calls' :class:`ActorCancelled`)."""
         ...
 
     async def result(self) -> Any:
@@ -83,6 +91,8 @@ class Portal:
         """Seconds from the spawn request until the child said it was ready."""
         self._calls = calls
         self._child = child
+        self._trio_token = trio.lowlevel.current_trio_token()
+        self._owning_loop = _describe_loop()
 
     def __repr__(self) -> str:
         return f'<Portal {self.name}[{self.uid[1][:8]}] pid={self.pid}>'
@@ -100,12 +110,15 @@ class Portal:
         enabled in the actor or importable there. A remote exception is
         raised here as :class:`RemoteActorError`.
         """
+        self._check_loop()
         pending = await self.submit(fn, **kwargs)
         return await pending.result()
 
     async def submit(self, fn: Callable[..., object], **kwargs: Any) -> PendingCall:
         """Send the call ``fn(**kwargs)`` to the actor now; collect its result
         later with ``await pending.result()`` (as :meth:`run` would return it)."""
+        self._check_loop()
+        check_target(fn, stream=False)
         ref = func_ref(fn)
         cid, replies = self._calls.open()
         try:
@@ -118,6 +131,7 @@ class Portal:
     async def wait_for_result(self) -> Any:
         """The result of the function given to ``run_in_actor`` (raising its
         error); also works after the nursery has exited."""
+        self._check_loop()
         return await self._child.result()
 
     @asynccontextmanager
@@ -139,6 +153,8 @@ class Portal:
         free and ends the stream with :class:`StreamOverrun` here instead.
         (``max_buffer`` and ``on_overrun`` are therefore not passed to ``fn``.)
         """
+        self._check_loop()
+        check_target(fn, stream=True)
         if not isinstance(max_buffer, int) or isinstance(max_buffer, bool) or max_buffer < 1:
             raise ValueError(f'max_buffer must be a positive int, not {max_buffer!r}')
         if on_overrun not in ('wait', 'raise'):
@@ -156,8 +172,26 @@ class Portal:
     async def cancel_actor(self) -> bool:
         """Cancel the actor: ask it to stop, then terminate and kill it if it
         does not go (bounds in ``_supervise``). True if it acknowledged the
-        request; either way it is gone when this returns."""
-        return await self._child.stop()
+        request; either way it is gone when this returns. Later calls on this
+        portal raise :class:`ActorCancelled` at once."""
+        self._check_loop()
+        return await self._child.stop(by='this caller')
+
+    def _check_loop(self) -> None:
+        """Refuse use from another ``trio.run()`` than the one that spawned
+        the actor: the portal's channel, calls and supervisor live in that
+        loop, and another loop waiting on them would wedge both."""
+        try:
+            token = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            token = None
+        if token is self._trio_token:
+            return
+        raise RuntimeError(
+            f'{self!r} belongs to the trio.run() that spawned it ({self._owning_loop}); it '
+            f'cannot be used from another trio.run() ({_describe_loop()}). From another '
+            f'thread, call into the owning loop with trio.from_thread.run()'
+        )
 
     # -- calls ----------------------------------------------------------------
 
@@ -167,6 +201,9 @@ class Portal:
         cancelled (the nursery may have noticed the exit too)."""
         with trio.move_on_after(GONE_GRACE, shield=True):
             await self._child.wait_exited()
+        by = self._child.cancelled_by
+        if by is not None:
+            return ActorCancelled(self.name, by, self._child.exit_status, pending=True)
         return ActorFailure(
             self.name, self._child.gone_reason(), self._child.exit_status,
             stop_requested=self._child.cancel_requested,
@@ -192,6 +229,9 @@ class Portal:
             raise await self._gone_error() from None
 
     async def _send_call(self, call: Call) -> None:
+        by = self._child.cancelled_by
+        if by is not None:
+            raise ActorCancelled(self.name, by, self._child.exit_status)
         if self._calls.closed.is_set():
             raise await self._gone_error()
         try:
@@ -210,6 +250,17 @@ class Portal:
             yield cid, replies
         finally:
             self._calls.forget(cid)
+
+
+def _describe_loop() -> str:
+    """The running ``trio.run()``, as a user can tell it apart: its thread and
+    its trio token."""
+    thread = threading.current_thread().name
+    try:
+        token = trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return f'none: thread {thread!r} is outside trio.run()'
+    return f'in thread {thread!r}, TrioToken at {id(token):#x}'
 
 
 class PendingCall:

@@ -33,7 +33,7 @@ from ._log import log
 from ._msgs import BootFailed, Ready
 from ._portal import Portal
 from ._state import current_actor_or_none, set_current_actor
-from ._targets import func_ref, main_info, module_ref
+from ._targets import check_target, func_ref, main_info, module_ref
 
 BOOT_REAP_TIMEOUT = 3.0
 """How long a child that failed its boot gets to exit before it is killed."""
@@ -115,6 +115,7 @@ class ActorNursery:
         ``name`` and ``interpreter`` are as for :meth:`start_actor` (so ``fn``
         cannot take arguments of those names through here).
         """
+        check_target(fn, stream=False)
         module, _qualname = func_ref(fn)  # refuses lambdas and locals before anything is spawned
         name = name or str(getattr(fn, '__name__', 'actor'))
         child = await self._spawn(name, [module], run_call=(fn, kwargs), interpreter=interpreter)

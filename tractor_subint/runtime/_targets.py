@@ -9,6 +9,7 @@ parent's main script (or ``-m`` module) under the name ``__mp_main__``, so its
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import runpy
 import sys
@@ -47,6 +48,59 @@ def func_ref(fn: Callable[..., object]) -> tuple[str, str]:
             f'level so another actor can import it'
         )
     return module_ref(module), qualname
+
+
+def check_target(fn: Callable[..., object], *, stream: bool) -> None:
+    """Refuse, before anything is sent, a target the other actor could not
+    call the way it was asked to: a method bound to an instance (only its
+    function would be sent, without ``self``), an async generator function
+    given to ``run`` (``stream=False``), anything but one given to
+    ``open_stream_from`` (``stream=True``).
+
+    A wrapped function (``functools.wraps``) may return an async generator
+    without being an async generator function itself: it is let through
+    here, and the actor checks what the call returns.
+    """
+    bound_to = getattr(fn, '__self__', None)
+    if inspect.ismethod(fn) and not isinstance(bound_to, type):
+        raise TypeError(
+            f'{fn.__qualname__} is a method bound to a {type(bound_to).__name__} instance: only '
+            f'its function would reach the other actor, without the instance; call a '
+            f'module-level function (or a staticmethod or classmethod) instead'
+        )
+    name = f'{getattr(fn, "__module__", "?")}.{getattr(fn, "__qualname__", fn)!s}'
+    if not stream and inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f'{name} is an async generator function: portal.run() calls a function for '
+            f'its result; stream what it yields with portal.open_stream_from()'
+        )
+    if stream and _plainly_not_async_gen(fn):
+        kind = 'an async function' if inspect.iscoroutinefunction(fn) else 'not an async generator function'
+        raise TypeError(
+            f'{name} is {kind}: open_stream_from() needs an async generator function '
+            f'(async def with yield); call it with portal.run()'
+        )
+
+
+def _plainly_not_async_gen(fn: object) -> bool:
+    """Whether ``fn`` is certainly not an async generator function (not a
+    wrapper that might return one)."""
+    if inspect.isasyncgenfunction(fn):
+        return False
+    if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
+        return True
+    return inspect.isfunction(fn) and not hasattr(fn, '__wrapped__')
+
+
+def check_resolved(fn: object, name: str, *, stream: bool) -> None:
+    """The actor's own check of a resolved target before calling it (a
+    parent that skipped :func:`check_target`, or a target that changed)."""
+    if stream and _plainly_not_async_gen(fn):
+        raise TypeError(f'{name} is not an async generator function: open_stream_from() needs one')
+    if not stream and inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f'{name} is an async generator function: use open_stream_from(), not run()'
+        )
 
 
 def module_ref(module: str) -> str:
