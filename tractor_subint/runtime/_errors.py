@@ -134,6 +134,8 @@ class ActorCancelled(ActorFailure):
     ending). The actor did not fail: the caller (or its nursery) ended it.
     """
 
+    __module__ = PUBLIC_MODULE
+
     def __init__(
         self, name: str, by: str, exit_status: ChildExitStatus | None, *, pending: bool = False,
     ) -> None:
