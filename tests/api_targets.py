@@ -58,3 +58,44 @@ def release_tracked(key: str) -> None:
 
 def tracked_states(key: str) -> dict[int, str]:
     return dict(_tracked.get(key, {}))
+
+
+# -- typed errors ------------------------------------------------------------------
+
+class QuotaExceeded(Exception):
+    """An error whose constructor does not take its own ``args`` back."""
+
+    def __init__(self, user: str, limit: int) -> None:
+        super().__init__(f'{user} is over their quota of {limit}')
+        self.user = user
+        self.limit = limit
+        self.opaque = object()  # not plain data: stays behind
+
+
+class Outer:
+    class NestedError(LookupError):
+        """An error class nested in a class (a dotted qualname)."""
+
+
+def raise_quota(user: str, limit: int) -> None:
+    raise QuotaExceeded(user, limit)
+
+
+def raise_key(key: str) -> None:
+    raise KeyError(key)
+
+
+def raise_nested() -> None:
+    error = Outer.NestedError('deep', 7)
+    error.add_note('a note that travels')
+    raise error
+
+
+async def relay_quota(user: str, limit: int) -> None:
+    """Spawn a child that raises :class:`QuotaExceeded`; its error is
+    relayed (as a RemoteActorError) to whoever called this."""
+    import tractor_subint as ts
+
+    async with ts.open_nursery() as an:
+        portal = await an.start_actor('quota_keeper', enable_modules=['api_targets'])
+        await portal.run(raise_quota, user=user, limit=limit)

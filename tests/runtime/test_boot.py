@@ -42,7 +42,7 @@ async def test_unimportable_module_is_a_boot_failure(start_method):
 async def test_module_raising_at_import_is_a_boot_failure(start_method):
     err, elapsed = await _spawn_failure(['boot_crash_raise'])
     assert err.remote_error is not None, str(err)
-    assert err.remote_error.type_name == 'BootCrashError'
+    assert err.remote_error.type_name == 'boot_crash_raise.BootCrashError'
     assert err.traceback is not None
     assert 'boot_crash_raise refuses to be imported' in err.traceback
     assert 'boot_crash_raise.py' in err.traceback

@@ -25,7 +25,10 @@ MODULES = ['actor_targets', 'hostile_targets']
 @pytest.mark.parametrize(
     ('target', 'kwargs', 'type_name', 'text'),
     [
-        (hostile_targets.raise_unprintable, {}, 'UnprintableError', '__str__ raised ValueError'),
+        (
+            hostile_targets.raise_unprintable, {}, 'hostile_targets.UnprintableError',
+            '__str__ raised ValueError',
+        ),
         (hostile_targets.raise_huge, {'megabytes': 40}, 'ValueError', 'more characters cut'),
         (hostile_targets.raise_lone_surrogate, {}, 'ValueError', 'bad text: \\udc80 here'),
     ],

@@ -20,7 +20,7 @@ async def test_error_at_the_leaf_of_a_depth_3_tree(start_method):
             portal = await an.run_in_actor(actor_targets.nested_error, name='depth1', depth=1)
     err = info.value
     text = str(err)
-    assert err.src_type_name == 'LeafError', text
+    assert err.src_type_name == 'actor_targets.LeafError', text
     assert tuple(err.actor_uid) == portal.uid  # boxed by the child ...
     assert tuple(err.src_uid) != portal.uid  # ... raised in the grandchild
     assert err.src_uid[0] == 'depth0'
@@ -40,7 +40,7 @@ async def test_error_at_the_leaf_through_portal_run(start_method):
         assert await child.run(actor_targets.add, a=2, b=2) == 4
         await child.cancel_actor()
     err = info.value
-    assert err.src_type_name == 'LeafError', str(err)
+    assert err.src_type_name == 'actor_targets.LeafError', str(err)
     assert 'LeafError: leaf depth0 failed on purpose' in str(err)
 
 

@@ -26,7 +26,7 @@ async def test_error_in_one_run_in_actor_cancels_siblings(start_method, fifo):
     elapsed = trio.current_time() - failed_at
 
     err = info.value
-    assert err.type_name == 'BoomError'
+    assert err.type_name == 'actor_targets.BoomError'
     assert 'one cancels all' in str(err)
     # The siblings were cancelled (gracefully: they sleep in trio), so the
     # whole thing ends within one spawn plus one cancel round, not a timeout.
@@ -63,7 +63,7 @@ async def test_many_actors_failing_at_once_raise_a_group(start_method, gate, fif
     summary = [f'{type(e).__name__}: {str(e).splitlines()[0]}' for e in errors]
     assert len(errors) == N_FAILERS, summary
     assert all(isinstance(e, ts.RemoteActorError) for e in errors), summary
-    assert {e.type_name for e in errors} == {'BoomError'}
+    assert {e.type_name for e in errors} == {'actor_targets.BoomError'}
     messages = {str(e).splitlines()[0] for e in errors}
-    assert messages == {f'BoomError: boom from actor {i}' for i in range(N_FAILERS)}
+    assert messages == {f'actor_targets.BoomError: boom from actor {i}' for i in range(N_FAILERS)}
     assert not_reaped([p.pid for p in portals]) == []

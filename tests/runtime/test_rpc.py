@@ -62,8 +62,8 @@ async def test_remote_error_is_boxed(start_method):
         with pytest.raises(ts.RemoteActorError) as info:
             await portal.run(actor_targets.raise_boom, message='kaboom 1234')
         err = info.value
-        assert err.type_name == 'BoomError'
-        assert err.src_type_name == 'BoomError'
+        assert err.type_name == 'actor_targets.BoomError'
+        assert err.src_type_name == 'actor_targets.BoomError'
         assert tuple(err.src_uid) == portal.uid
         assert 'kaboom 1234' in err.remote_message
         # The remote traceback names the raising function and its module.
@@ -85,7 +85,7 @@ async def test_run_in_actor_error_is_raised_at_nursery_exit(start_method):
     with pytest.raises(ts.RemoteActorError) as info:
         async with ts.open_nursery() as an:
             portal = await an.run_in_actor(actor_targets.raise_boom_async, message='late')
-    assert info.value.type_name == 'BoomError'
+    assert info.value.type_name == 'actor_targets.BoomError'
     assert 'late' in str(info.value)
     # The same error is available from the portal after the nursery exited.
     with pytest.raises(ts.RemoteActorError):

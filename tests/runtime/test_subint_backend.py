@@ -38,7 +38,7 @@ async def test_an_actor_is_a_subinterpreter_of_this_process(monkeypatch, mode):
             assert [item async for item in stream] == [0, 1, 2, 3]
         with pytest.raises(ts.RemoteActorError) as info:
             await portal.run(actor_targets.raise_boom, message='inside')
-        assert info.value.type_name == 'BoomError'
+        assert info.value.type_name == 'actor_targets.BoomError'
         assert await portal.cancel_actor() is True
     # Nothing left behind: its thread is gone and its interpreter destroyed.
     assert _subint_threads() == []

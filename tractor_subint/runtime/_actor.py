@@ -232,12 +232,20 @@ class Actor:
         self._serve_scope.cancel()
 
     async def _send_failure(self, chan: Channel, cid: int, exc: BaseException) -> None:
-        """Answer call ``cid`` with ``exc``; if even the boxed error cannot be
-        sent (the codec refuses it), answer with one saying so: a call never
-        goes unanswered while the channel works."""
+        """Answer call ``cid`` with ``exc``. If the box cannot be sent with the
+        error's ``args`` and attributes (the codec refuses one), it goes
+        without them; if even that fails, an error saying so goes instead: a
+        call never goes unanswered while the channel works."""
         try:
             try:
                 await chan.send(Failed(cid, box_error(exc, self.uid)))
+                return
+            except _GONE:
+                raise
+            except Exception:
+                pass
+            try:
+                await chan.send(Failed(cid, box_error(exc, self.uid, with_data=False)))
             except _GONE:
                 raise
             except Exception as send_error:

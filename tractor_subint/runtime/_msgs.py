@@ -16,7 +16,7 @@ list into bytes its own way. The child's boot payload is not a message: see
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ._bootspec import Uid
@@ -24,7 +24,11 @@ from ._bootspec import Uid
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """An exception, boxed for the wire."""
+    """An exception, boxed for the wire.
+
+    Type names are qualified the way tracebacks print them: ``module.Qualname``,
+    the bare ``Qualname`` for builtins.
+    """
 
     type_name: str
     message: str
@@ -35,6 +39,12 @@ class ErrorInfo:
     """The original error's type name (deepest in a chain)."""
     actor_uid: Uid
     """The actor that boxed this error (the one answering the call)."""
+    args: tuple[Any, ...] | None = None
+    """The original error's ``args``, when they are plain data (None if not)."""
+    attrs: dict[str, Any] = field(default_factory=dict)
+    """The original error's ``__dict__`` entries that are plain data."""
+    canceller: Uid | None = None
+    """For a context cancelled on request: the actor that asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +142,14 @@ def _uid(value: Sequence[str]) -> Uid:
 
 
 def _error_info(value: Sequence[Any]) -> ErrorInfo:
-    type_name, message, traceback, src_uid, src_type_name, actor_uid = value
-    return ErrorInfo(type_name, message, traceback, _uid(src_uid), src_type_name, _uid(actor_uid))
+    type_name, message, traceback, src_uid, src_type_name, actor_uid, args, attrs, canceller = value
+    if not isinstance(attrs, dict):
+        raise TypeError(f'error attributes are a dict, not {type(attrs).__name__}')
+    return ErrorInfo(
+        type_name, message, traceback, _uid(src_uid), src_type_name, _uid(actor_uid),
+        None if args is None else tuple(args), attrs,
+        None if canceller is None else _uid(canceller),
+    )
 
 
 _FIELD_NAMES: dict[type[Msg], tuple[str, ...]] = {
@@ -173,7 +189,7 @@ itself, or a function for fields a codec hands back in a more generic form
 def _error_fields(info: ErrorInfo) -> tuple[Any, ...]:
     return (
         info.type_name, info.message, info.traceback, info.src_uid, info.src_type_name,
-        info.actor_uid,
+        info.actor_uid, info.args, info.attrs, info.canceller,
     )
 
 
