@@ -25,7 +25,7 @@ MODULES = ['actor_targets', 'hostile_targets']
     [
         (hostile_targets.exit_with, {'code': 3}, 'SystemExit: 3'),
         (hostile_targets.interrupt, {}, 'KeyboardInterrupt'),
-        (hostile_targets.raise_halt, {}, 'Halt: stop everything'),
+        (hostile_targets.raise_halt, {}, 'hostile_targets.Halt: stop everything'),
     ],
     ids=['SystemExit', 'KeyboardInterrupt', 'other-BaseException'],
 )
@@ -59,7 +59,7 @@ async def test_a_base_exception_in_run_in_actor_is_its_result(start_method, targ
     with pytest.raises(ts.RemoteActorError) as info:
         async with ts.open_nursery() as an:
             portal = await an.run_in_actor(target, **kwargs)
-    assert info.value.type_name in ('SystemExit', 'Halt')
+    assert info.value.type_name in ('SystemExit', 'hostile_targets.Halt')
     assert '+---' not in str(info.value).splitlines()[0]
     assert not_reaped([portal.pid]) == []
 
@@ -136,7 +136,7 @@ async def test_a_call_whose_arguments_do_not_decode_fails_alone(start_method):
             reply = await replies.receive()
         portal._calls.forget(cid)
         assert isinstance(reply, Failed)
-        assert reply.error.type_name == 'ValueDecodeError'
+        assert reply.error.type_name == 'tractor_subint.ValueDecodeError'
         assert "cannot be decoded in actor 'reader'" in reply.error.message
         assert await portal.run(actor_targets.add, a=1, b=2) == 3  # it lives, in step
         assert await portal.cancel_actor() is True
@@ -153,7 +153,7 @@ async def test_a_too_deep_argument_fails_its_call_clearly_and_the_actor_lives(st
             with pytest.raises((TypeError, ts.RemoteActorError)) as info:
                 await portal.run(actor_targets.echo, value=hostile_targets.nested_list(100_000))
         if isinstance(info.value, ts.RemoteActorError):
-            assert info.value.type_name == 'ValueDecodeError'
+            assert info.value.type_name == 'tractor_subint.ValueDecodeError'
         else:
             assert 'cannot send Call' in str(info.value)
         assert await portal.run(actor_targets.add, a=1, b=2) == 3
