@@ -9,11 +9,11 @@ import actor_targets
 import hostile_targets
 import pytest
 import trio
-from _rt_helpers import not_reaped
+from _rt_helpers import not_reaped, reap_zombies
 
 import tractor_subint as ts
 from tractor_subint.runtime._msgs import CALL_TAG, Failed
-from tractor_subint.testing import trio_parent_test
+from tractor_subint.testing import descendants, trio_parent_test
 
 MODULES = ['actor_targets', 'hostile_targets']
 
@@ -254,3 +254,40 @@ async def test_a_call_pending_when_the_caller_cancels_says_so(start_method):
             with pytest.raises(ts.ActorCancelled) as info:
                 await pending.result()
     assert str(info.value) == "actor 'busy' was cancelled (by this caller) while this call was pending"
+
+
+# -- 1. the tree's forkserver dies: the next nested spawn heals the tree ----------
+
+@trio_parent_test(timeout=60)
+async def test_nested_spawns_heal_after_the_trees_forkserver_is_killed(start_method):
+    import os
+    import signal
+
+    from tractor_subint.spawn import current_tree
+
+    async with ts.open_nursery() as an:
+        portal = await an.start_actor('middle', enable_modules=MODULES)
+        first = await portal.run(actor_targets.spawn_and_report, start_method=start_method)
+        assert first['sum'] == 5
+        tree = current_tree()
+        assert tree is not None
+        server_pid = tree.forkserver_pid
+        if server_pid is None:
+            await portal.cancel_actor()
+            pytest.skip(f'{start_method}: nested spawns do not go through the tree\'s forkserver')
+        # Its idle warm pool members are orphaned with it: they end by
+        # themselves, re-parented to us, and are reaped below.
+        orphans = [info.pid for info in descendants(server_pid) if info.comm == 'ts:warm']
+        os.kill(server_pid, signal.SIGKILL)
+        owned = tree.forkserver  # the root's OnDemandForkserver
+        assert owned is not None
+        # A request sent before the owner noticed would be "in flight", and
+        # told of the death: this one is sent after.
+        assert await trio.to_thread.run_sync(owned.wait_deaths, 1, 5.0)
+        with trio.fail_after(8):  # not the 10 s reply timeout, for ever after
+            again = await portal.run(actor_targets.spawn_and_report, start_method=start_method)
+        assert again['sum'] == 5
+        assert tree.forkserver_pid not in (None, server_pid)
+        await portal.cancel_actor()
+    assert await reap_zombies(orphans, timeout=10) == []
+    assert not_reaped([portal.pid, first['pid'], again['pid']]) == []

@@ -13,33 +13,28 @@
   starts waiting for a child's connection only once the child has dialled
   back and been registered (forces the lost-wakeup interleaving).
 
-Nothing else in the runtime reads this variable; unset, every hook is a no-op.
+The spawn layer reads a few more points (``tractor_subint.spawn._hooks``);
+unset, every hook is a no-op.
 """
 from __future__ import annotations
 
-import os
-
 import trio
 
-HOOKS_ENV = 'TRACTOR_SUBINT_TEST_HOOKS'
+from ..spawn._hooks import HOOKS_ENV, hooks
 
-
-def _hooks() -> dict[str, str]:
-    spec = os.environ.get(HOOKS_ENV, '')
-    pairs = (item.partition('=') for item in spec.split(',') if item.strip())
-    return {key.strip(): value.strip() for key, _, value in pairs}
+__all__ = ['HOOKS_ENV', 'delay', 'enabled', 'exit_code']
 
 
 async def delay(point: str) -> None:
-    seconds = _hooks().get(point)
+    seconds = hooks().get(point)
     if seconds:
         await trio.sleep(float(seconds))
 
 
 def enabled(point: str) -> bool:
-    return bool(_hooks().get(point))
+    return bool(hooks().get(point))
 
 
 def exit_code(point: str) -> int | None:
-    code = _hooks().get(point)
+    code = hooks().get(point)
     return int(code) if code else None

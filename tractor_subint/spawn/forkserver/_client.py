@@ -21,6 +21,7 @@ from .._pidfd import Pidfd, wait_readable_or_closed, wake_waiters
 from .._prelude import resolve_stdio_policy
 from .._process_handle import ProcessHandle
 from .._wire import WireChannel
+from ._names import DEATH_NOTICE
 
 SPAWN_REPLY_TIMEOUT = 10.0
 """Seconds a requester waits for the server's reply to a sent request (a
@@ -249,10 +250,10 @@ async def spawn_via_forkserver(
         pid = reply_obj.get('pid')
         if 'error' in reply_obj or not isinstance(pid, int) or len(fds) != 1:
             close_fds(fds)
-            raise ForkserverError(
-                f'forkserver refused to spawn {request.name!r}: '
-                f'{reply_obj.get("error", reply_obj)}'
-            )
+            error = reply_obj.get('error', reply_obj)
+            if isinstance(error, str) and error.startswith(DEATH_NOTICE):  # the owner's answer
+                raise ForkserverError(f'cannot spawn {request.name!r}: {error}')
+            raise ForkserverError(f'forkserver refused to spawn {request.name!r}: {error}')
     except BaseException:
         _close_channel(channel)
         raise

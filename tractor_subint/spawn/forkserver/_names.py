@@ -12,3 +12,7 @@ SERVER_MODULE = 'tractor_subint.spawn.forkserver'
 SAVED_PYTHONPATH = 'TRACTOR_SUBINT_FORKSERVER_SAVED_PYTHONPATH'
 """Where the owner saves its PYTHONPATH (JSON, null if unset) while it puts
 our package first on it; the server restores it for the children."""
+
+DEATH_NOTICE = "the tree's forkserver"
+"""How the owner's answer to a request its dead server left queued begins
+(``the tree's forkserver (pid N) died: signal 9 (SIGKILL)``)."""

@@ -28,6 +28,7 @@ from .._contract import ChildSpec
 from .._exit_status import ChildExceptionInfo
 from .._fds import close_fds
 from .._fork import fork_with_report
+from .._hooks import hook_enabled
 from .._prelude import name_this_process, resolve_stdio_policy
 from .._wire import WireChannel
 from ..pool._member import WarmUp
@@ -117,7 +118,8 @@ class _Server:
         self._stopping = False
 
     def serve(self) -> None:
-        self._poller.register(self._listener, select.POLLIN)
+        if not hook_enabled('forkserver_ignore_requests'):
+            self._poller.register(self._listener, select.POLLIN)
         self._poller.register(self._lifeline_fd, select.POLLIN)
         while not self._stopping:
             try:
@@ -349,6 +351,10 @@ def serve(listen_fd: int, lifeline_fd: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the owner decides
     # when we stop (the lifeline), and the children get Ctrl-C themselves.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The owner execs us with SIGINT blocked (a Ctrl-C during our start-up
+    # must not kill us half-initialised); ignored now, a pending one is
+    # discarded as it is unblocked.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # An inherited SIG_IGN would make the kernel reap children behind our back.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.set_blocking(lifeline_fd, False)
