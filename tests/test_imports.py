@@ -164,6 +164,7 @@ def test_the_forkserver_process_loads_neither_trio_nor_any_backend():
     loaded = _modules_after('import tractor_subint.spawn.forkserver.__main__')
     assert 'trio' not in loaded
     assert 'subprocess' not in loaded
+    assert 'logging' not in loaded  # nothing there logs; the import costs every start
     ours = [m for m in loaded if m.startswith('tractor_subint')]
     assert not [m for m in ours if '.backends' in m or '.runtime' in m], ours
     sides = {

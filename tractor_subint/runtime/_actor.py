@@ -15,14 +15,16 @@ from contextlib import aclosing
 import trio
 
 from .._exceptions import ProtocolError, TractorSubintError
+from ..log import get_logger
 from ..spawn import SpawnTree, cancel_on_forwarded_signal, current_tree, describe_cancel_byte, open_tree
 from ._bootspec import BootSpec, Uid
 from ._channel import Channel
 from ._codec import UndecodableValue
 from ._errors import ValueDecodeError, box_error
-from ._log import log
 from ._msgs import Call, CancelAck, CancelActor, CancelCall, Credit, Failed, Return, StreamEnd, Yield
 from ._targets import check_resolved, resolve
+
+log = get_logger('runtime')
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 

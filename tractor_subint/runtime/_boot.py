@@ -15,6 +15,7 @@ import sys
 import trio
 
 from .._exceptions import TractorSubintError
+from ..log import enable_console, set_actor_name
 from ..spawn import try_set_start_method
 from . import _testhooks
 from ._actor import Actor
@@ -36,6 +37,9 @@ class ActorBootError(TractorSubintError, RuntimeError):
 def actor_child_main(payload: bytes, ipc_fd: int, cancel_fd: int) -> None:
     """Become the actor described by ``payload`` and serve until done."""
     spec = BootSpec.from_bytes(payload)
+    set_actor_name(spec.name)
+    if spec.log_level is not None:
+        enable_console(spec.log_level)
     sys.path[:] = spec.sys_path
     try_set_start_method(spec.spawn_method)  # the default for this actor's children
     trio.run(_actor_main, spec, ipc_fd, cancel_fd)

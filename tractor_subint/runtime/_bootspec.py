@@ -30,6 +30,10 @@ class BootSpec:
     """The parent's ``__main__.__spec__.name`` when it was run with ``-m``."""
     codec: str = 'msgpack'
     """The codec of the child's channel to its parent."""
+    log_level: str | None = None
+    """The level of the parent's console log (``tractor_subint.log``), which
+    the child's then prints at; None leaves the child's as its environment
+    sets it."""
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), separators=(',', ':')).encode()

@@ -28,6 +28,7 @@ import outcome
 import trio
 
 from .._exceptions import ProtocolError
+from ..log import get_logger
 from ..spawn import ChildExitStatus, ProcessHandle
 from ._bootspec import Uid
 from ._calls import Calls
@@ -35,9 +36,10 @@ from ._channel import Channel
 from ._codec import UndecodableValue
 from ._errors import ActorFailure, RemoteActorError, ValueDecodeError
 from ._interrupts import interrupts_unwrapped
-from ._log import log
 from ._msgs import CancelAck, CancelActor
 from ._portal import PendingCall, Portal
+
+log = get_logger('runtime')
 
 CANCEL_ACK_TIMEOUT = 0.5
 CANCEL_EXIT_TIMEOUT = 3.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ._log import set_actor_name
+from ..log import set_actor_name
 
 if TYPE_CHECKING:
     from ._actor import Actor

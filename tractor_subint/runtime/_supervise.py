@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from .._exceptions import ProtocolError
+from ..log import console_level, get_logger
 from ..spawn import ProcessHandle, SpawnRequest, current_start_method, get_backend, validate_start_method
 from . import _testhooks
 from ._actor import Actor
@@ -29,11 +30,12 @@ from ._child import ChildActor
 from ._codec import codec_for_channel, get_codec
 from ._errors import ActorFailure, RemoteActorError
 from ._interrupts import ended_by_sigint, interrupts_unwrapped, plain_interrupt
-from ._log import log
 from ._msgs import BootFailed, Ready
 from ._portal import Portal
 from ._state import current_actor_or_none, set_current_actor
 from ._targets import check_target, func_ref, main_info, module_ref
+
+log = get_logger('runtime')
 
 BOOT_REAP_TIMEOUT = 3.0
 """How long a child that failed its boot gets to exit before it is killed."""
@@ -143,6 +145,7 @@ class ActorNursery:
             main_path=main_path,
             main_module=main_module,
             codec=codec_for_channel(get_backend(self.start_method).codec),
+            log_level=console_level(),
         )
 
     async def _spawn(

@@ -15,15 +15,19 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from ..log import get_logger
 from ._contract import SpawnFn, SpawnRequest
 from ._docs import FORK_IN_SUBINT_DOC
 
 if TYPE_CHECKING:
     from ._process_handle import ProcessHandle
+
+log = get_logger('spawn')
 
 SpawnMethodKey = Literal[
     'trio',
@@ -147,7 +151,13 @@ class Backend:
                 f'spawn method {self.key!r} is not available yet: it is {self.reason}. '
                 f'Usable methods: {", ".join(available_start_methods())}.'
             )
-        return await _resolve(fn)(request)
+        started = time.perf_counter()
+        handle = await _resolve(fn)(request)
+        log.debug(
+            '%s: spawned (%s), pid %d, in %.1f ms', request.name, self.key, handle.pid,
+            (time.perf_counter() - started) * 1000,
+        )
+        return handle
 
 
 def _resolve[F: Callable[..., object]](fn: F | str) -> F:

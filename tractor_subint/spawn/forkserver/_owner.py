@@ -17,10 +17,13 @@ import sys
 import tempfile
 import threading
 
+from ...log import get_logger
 from .._hooks import hook_enabled
 from .._pythonpath import with_package_on_pythonpath
 from .._wire import WireChannel
 from ._names import DEATH_NOTICE, SAVED_PYTHONPATH, SERVER_MODULE
+
+log = get_logger('spawn')
 
 DEFAULT_CLOSE_TIMEOUT = 5.0
 """Seconds :meth:`Forkserver.close` waits for the server before killing it."""
@@ -281,6 +284,9 @@ class OnDemandForkserver:
                 self._server = server
                 self.starts += 1
                 self._started.notify_all()
+            log.debug(
+                "started the tree's forkserver (pid %d, start %d) for a request", server[0].pid, self.starts,
+            )
             if not self._watch_server(*server):
                 return
 
