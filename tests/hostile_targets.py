@@ -187,3 +187,11 @@ async def close_parent_socket_and_wait() -> None:
 
     os.close(_parent_socket_fd())
     await trio.sleep_forever()
+
+
+def big_bytes(n: int) -> bytes:
+    return b'y' * n
+
+
+def length(value: bytes) -> int:
+    return len(value)

@@ -21,6 +21,7 @@ __all__ = [
     'ActorFailure',
     'ActorNursery',
     'ForkserverError',
+    'FrameTooLarge',
     'MsgStream',
     'Portal',
     'ProtocolError',
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from .runtime import ActorCancelled as ActorCancelled
     from .runtime import ActorFailure as ActorFailure
     from .runtime import ActorNursery as ActorNursery
+    from .runtime import FrameTooLarge as FrameTooLarge
     from .runtime import MsgStream as MsgStream
     from .runtime import Portal as Portal
     from .runtime import RemoteActorError as RemoteActorError
@@ -60,8 +62,9 @@ if TYPE_CHECKING:
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '.runtime': (
-        'Actor', 'ActorCancelled', 'ActorFailure', 'ActorNursery', 'MsgStream', 'Portal', 'RemoteActorError',
-        'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError', 'current_actor', 'open_nursery',
+        'Actor', 'ActorCancelled', 'ActorFailure', 'ActorNursery', 'FrameTooLarge', 'MsgStream',
+        'Portal', 'RemoteActorError', 'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError',
+        'current_actor', 'open_nursery',
     ),
     '.spawn': (
         'SpawnMethodKey', 'SubintExecError', 'SubinterpretersAliveError', 'current_start_method',

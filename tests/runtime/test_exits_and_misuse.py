@@ -86,14 +86,22 @@ def test_root_cause_of_an_exception_group_traceback_is_its_leaf():
 
 @trio_parent_test(timeout=20)
 async def test_a_target_that_cuts_its_channel_and_runs_on_is_failed_and_ended(start_method):
+    cut = 'closed its channel to the parent and kept running'
     with pytest.raises(ts.ActorFailure) as ended:
         async with ts.open_nursery() as an:
             portal = await an.start_actor('cutter', enable_modules=MODULES)
             with trio.fail_after(2):  # the EOF, not the target's return, ends the call
                 with pytest.raises(ts.ActorFailure) as pending:
                     await portal.run(hostile_targets.close_parent_socket_and_wait)
-            assert 'closed its channel to the parent and kept running' in str(pending.value)
-    assert 'closed its channel to the parent and kept running' in str(ended.value)
+    # Ended by the kill ladder, as the target runs on; or, now and then, by
+    # trio itself: its own wait on the fd the target closed can fail (the
+    # fd's number reused meanwhile) and end the actor first. Either way the
+    # call failed at once and the actor is gone.
+    if cut in str(pending.value):
+        assert cut in str(ended.value)
+    else:
+        assert 'went away while a call was pending' in str(pending.value), pending.value.traceback
+        assert 'exited unexpectedly' in str(ended.value)
     assert ended.value.exit_status is not None
     assert not_reaped([portal.pid]) == []
 
@@ -291,3 +299,53 @@ async def test_nested_spawns_heal_after_the_trees_forkserver_is_killed(start_met
         await portal.cancel_actor()
     assert await reap_zombies(orphans, timeout=10) == []
     assert not_reaped([portal.pid, first['pid'], again['pid']]) == []
+
+
+# -- 11. the frame limit: documented, named in its error, set per nursery ----------
+
+MIB = 1024 * 1024
+
+
+@trio_parent_test(timeout=60)
+async def test_a_message_over_the_default_frame_limit_is_refused_by_name(start_method):
+    from tractor_subint.runtime import MAX_FRAME
+
+    assert MAX_FRAME == 64 * MIB
+    async with ts.open_nursery() as an:
+        portal = await an.start_actor('framed', enable_modules=MODULES)
+        with pytest.raises(ts.FrameTooLarge) as info:
+            await portal.run(actor_targets.echo, value=b'x' * (64 * MIB + 1))
+        text = str(info.value)
+        assert 'exceeds the frame limit of 67108864 bytes (64 MiB)' in text
+        assert 'open_nursery(max_frame=...)' in text
+        assert isinstance(info.value, ValueError)
+        assert await portal.run(actor_targets.add, a=1, b=2) == 3  # nothing was sent
+        assert await portal.cancel_actor() is True
+    assert not_reaped([portal.pid]) == []
+
+
+@trio_parent_test(timeout=60)
+async def test_the_frame_limit_is_set_per_nursery_for_both_ends(start_method):
+    async with ts.open_nursery(max_frame=1 * MIB) as an:
+        portal = await an.start_actor('small', enable_modules=MODULES)
+        assert portal.channel.max_frame == 1 * MIB
+        assert await portal.run(actor_targets.echo, value=b'x' * (MIB // 2)) == b'x' * (MIB // 2)
+        with pytest.raises(ts.FrameTooLarge, match=r'\(1 MiB\)'):
+            await portal.run(actor_targets.echo, value=b'x' * (2 * MIB))
+        # The actor's end has the same limit: a reply over it fails that call.
+        with pytest.raises(ts.RemoteActorError) as info:
+            await portal.run(hostile_targets.big_bytes, n=2 * MIB)
+        assert info.value.type_name.endswith('FrameTooLarge')
+        assert await portal.cancel_actor() is True
+    async with ts.open_nursery(max_frame=80 * MIB) as an:
+        portal = await an.start_actor('large', enable_modules=MODULES)
+        assert await portal.run(hostile_targets.length, value=b'x' * (65 * MIB)) == 65 * MIB
+        assert await portal.cancel_actor() is True
+
+
+@pytest.mark.parametrize('bad', [0, -1, 2**32, 1.5, True, '64'])
+@trio_parent_test(timeout=10)
+async def test_max_frame_is_checked(start_method, bad):
+    with pytest.raises(ValueError, match='max_frame must be an int'):
+        async with ts.open_nursery(max_frame=bad):
+            pytest.fail('opened')

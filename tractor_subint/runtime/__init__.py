@@ -21,11 +21,13 @@ from .._lazy import lazy_module
 __all__ = [
     'CANCEL_ACK_TIMEOUT',
     'CANCEL_EXIT_TIMEOUT',
+    'MAX_FRAME',
     'TERMINATE_TIMEOUT',
     'Actor',
     'ActorCancelled',
     'ActorFailure',
     'ActorNursery',
+    'FrameTooLarge',
     'MsgStream',
     'PendingCall',
     'Portal',
@@ -39,6 +41,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ._actor import Actor as Actor
+    from ._channel import MAX_FRAME as MAX_FRAME
+    from ._channel import FrameTooLarge as FrameTooLarge
     from ._child import CANCEL_ACK_TIMEOUT as CANCEL_ACK_TIMEOUT
     from ._child import CANCEL_EXIT_TIMEOUT as CANCEL_EXIT_TIMEOUT
     from ._child import TERMINATE_TIMEOUT as TERMINATE_TIMEOUT
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '._actor': ('Actor',),
+    '._channel': ('MAX_FRAME', 'FrameTooLarge'),
     '._child': ('CANCEL_ACK_TIMEOUT', 'CANCEL_EXIT_TIMEOUT', 'TERMINATE_TIMEOUT'),
     '._errors': ('ActorCancelled', 'ActorFailure', 'RemoteActorError', 'StreamOverrun', 'ValueDecodeError'),
     '._portal': ('MsgStream', 'PendingCall', 'Portal'),

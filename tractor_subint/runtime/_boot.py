@@ -20,7 +20,7 @@ from ..spawn import try_set_start_method
 from . import _testhooks
 from ._actor import Actor
 from ._bootspec import BootSpec
-from ._channel import Channel
+from ._channel import MAX_FRAME, Channel
 from ._codec import get_codec
 from ._errors import box_error
 from ._msgs import BootFailed, Ready
@@ -70,7 +70,9 @@ async def _actor_main(spec: BootSpec, ipc_fd: int, cancel_fd: int) -> None:
     exit_code = _testhooks.exit_code('child_exit_before_ready')
     if exit_code is not None:
         os._exit(exit_code)
-    chan = Channel.from_socket(socket.socket(fileno=ipc_fd), get_codec(spec.codec))
+    chan = Channel.from_socket(
+        socket.socket(fileno=ipc_fd), get_codec(spec.codec), max_frame=spec.max_frame or MAX_FRAME,
+    )
     actor = Actor(spec.name, spec.uid, spec)
     set_current_actor(actor)
     try:

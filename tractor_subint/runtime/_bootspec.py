@@ -34,6 +34,9 @@ class BootSpec:
     """The level of the parent's console log (``tractor_subint.log``), which
     the child's then prints at; None leaves the child's as its environment
     sets it."""
+    max_frame: int | None = None
+    """The frame limit of that channel, in bytes (None: the default,
+    ``_channel.MAX_FRAME``); both ends use the same."""
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), separators=(',', ':')).encode()

@@ -11,32 +11,61 @@ import struct
 
 import trio
 
-from .._exceptions import ProtocolError
+from .._exceptions import PUBLIC_MODULE, ProtocolError, TractorSubintError
 from ._codec import Codec, UndecodableValue
 from ._msgs import Msg
 
 _HEADER = struct.Struct('>I')
 
-
-
 MAX_FRAME = 64 * 1024 * 1024
-"""Frames larger than this are refused: a corrupt length must not allocate GBs."""
+"""The default frame limit (64 MiB): one message, encoded, may be at most
+this long. A larger one is refused where it is sent (:class:`FrameTooLarge`)
+and, if it came anyway, where it arrives (a corrupt length must not allocate
+GBs). A nursery raises or lowers it for its children's channels:
+``open_nursery(max_frame=...)``."""
+
+FRAME_LIMIT_CEILING = 2**32 - 1
+"""The largest frame the 4-byte length header can describe."""
+
+
+class FrameTooLarge(TractorSubintError, ValueError):
+    """A message that encodes to more bytes than its channel's frame limit.
+    Nothing was sent: the channel is fine, and the actor too."""
+
+    __module__ = PUBLIC_MODULE
+
+
+def check_max_frame(max_frame: object) -> int:
+    """``max_frame`` checked: a whole number of bytes the header can carry."""
+    if not isinstance(max_frame, int) or isinstance(max_frame, bool) or not (
+        1 <= max_frame <= FRAME_LIMIT_CEILING
+    ):
+        raise ValueError(
+            f'max_frame must be an int from 1 to {FRAME_LIMIT_CEILING} (bytes), not {max_frame!r}'
+        )
+    return max_frame
+
+
+def _mib(n: int) -> str:
+    return f'{n / (1024 * 1024):.4g} MiB'
 
 
 class Channel:
     """Send and receive :data:`Msg` values over a connected byte stream."""
 
-    def __init__(self, stream: trio.abc.Stream, codec: Codec) -> None:
+    def __init__(self, stream: trio.abc.Stream, codec: Codec, *, max_frame: int = MAX_FRAME) -> None:
         self._stream = stream
         self._codec = codec
+        self.max_frame = check_max_frame(max_frame)
+        """The largest encoded message this channel sends or accepts, in bytes."""
         self._buffer = bytearray()
         self._send_lock = trio.Lock()
         self._eof = False
 
     @classmethod
-    def from_socket(cls, sock: socket.socket, codec: Codec) -> Channel:
+    def from_socket(cls, sock: socket.socket, codec: Codec, *, max_frame: int = MAX_FRAME) -> Channel:
         """Wrap a connected stdlib socket; the channel owns it from now on."""
-        return cls(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), codec)
+        return cls(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), codec, max_frame=max_frame)
 
     def fileno(self) -> int:
         """The fd of the socket under this channel (-1 once it is closed)."""
@@ -45,8 +74,13 @@ class Channel:
 
     async def send(self, msg: Msg) -> None:
         data = self._codec.encode(msg)
-        if len(data) > MAX_FRAME:
-            raise ValueError(f'message of {len(data)} bytes exceeds the {MAX_FRAME}-byte frame limit')
+        if len(data) > self.max_frame:
+            raise FrameTooLarge(
+                f'a {type(msg).__name__} of {len(data)} bytes ({_mib(len(data))}) exceeds the '
+                f'frame limit of {self.max_frame} bytes ({_mib(self.max_frame)}): nothing was '
+                f'sent; raise the limit for a nursery\'s actors with open_nursery(max_frame=...), '
+                f'or send less at once'
+            )
         async with self._send_lock:
             await self._stream.send_all(_HEADER.pack(len(data)) + data)
 
@@ -54,8 +88,10 @@ class Channel:
         """The next message; :class:`trio.EndOfChannel` once the peer is gone."""
         header = await self._read_exactly(_HEADER.size, first=True)
         (length,) = _HEADER.unpack(header)
-        if length > MAX_FRAME:
-            raise ProtocolError(f'incoming frame of {length} bytes exceeds the {MAX_FRAME}-byte limit')
+        if length > self.max_frame:
+            raise ProtocolError(
+                f'incoming frame of {length} bytes exceeds the {self.max_frame}-byte limit'
+            )
         body = await self._read_exactly(length, first=False)
         try:
             return self._codec.decode(body)

@@ -25,7 +25,7 @@ from . import _testhooks
 from ._actor import Actor
 from ._boot import ENTRY
 from ._bootspec import BootSpec, Uid
-from ._channel import Channel
+from ._channel import MAX_FRAME, Channel, check_max_frame
 from ._child import ChildActor
 from ._codec import codec_for_channel, get_codec
 from ._errors import ActorFailure, RemoteActorError
@@ -70,11 +70,14 @@ class ActorNursery:
 
     def __init__(
         self, actor: Actor, method: str, task_nursery: trio.Nursery, *, warm_pool: int | None = None,
+        max_frame: int = MAX_FRAME,
     ) -> None:
         self._actor = actor
         self.start_method = method
         self.warm_pool = warm_pool
         """The warm pool size this nursery's spawns ask for (backends that keep one)."""
+        self.max_frame = max_frame
+        """The frame limit of the channels to this nursery's children, in bytes."""
         self._tn = task_nursery
         self._children: list[ChildActor] = []
         self._errors: list[BaseException] = []
@@ -146,6 +149,7 @@ class ActorNursery:
             main_module=main_module,
             codec=codec_for_channel(get_backend(self.start_method).codec),
             log_level=console_level(),
+            max_frame=self.max_frame,
         )
 
     async def _spawn(
@@ -177,7 +181,7 @@ class ActorNursery:
             raise
         finally:
             child_sock.close()
-        chan = Channel.from_socket(parent_sock, codec)
+        chan = Channel.from_socket(parent_sock, codec, max_frame=self.max_frame)
         try:
             await _testhooks.delay('parent_before_handshake')
             await self._handshake(name, chan, process)
@@ -275,7 +279,7 @@ async def _kill_and_reap(process: ProcessHandle) -> None:
 
 @asynccontextmanager
 async def open_nursery(
-    start_method: str | None = None, *, warm_pool: int | None = None,
+    start_method: str | None = None, *, warm_pool: int | None = None, max_frame: int = MAX_FRAME,
 ) -> AsyncIterator[ActorNursery]:
     """Open an actor nursery: children spawned in it are supervised
     one-cancels-all and are all gone when the block ends.
@@ -284,10 +288,16 @@ async def open_nursery(
     (default: :func:`current_start_method`). ``warm_pool`` sizes the warm
     pool of backends that keep one (``subint_forkserver``: children forked
     and warmed ahead of time; default ``$TRACTOR_SUBINT_WARM_POOL``, else 2;
-    0 turns it off). Errors from children (and the body) are raised at the
-    end: one as itself, several as a :class:`BaseExceptionGroup`.
-    Cancelling the enclosing scope cancels the whole tree.
+    0 turns it off). ``max_frame`` is the largest message, encoded, that a
+    channel between this nursery and its children carries, in bytes (default
+    :data:`~tractor_subint.runtime._channel.MAX_FRAME`, 64 MiB; at most
+    2**32 - 1): a call, a result or a stream item larger than that fails,
+    where it is sent, with :class:`FrameTooLarge` (the actor lives). Errors
+    from children (and the body) are raised at the end: one as itself,
+    several as a :class:`BaseExceptionGroup`. Cancelling the enclosing scope
+    cancels the whole tree.
     """
+    max_frame = check_max_frame(max_frame)
     method = validate_start_method(start_method) if start_method else current_start_method()
     actor = current_actor_or_none()
     if actor is None:
@@ -298,7 +308,7 @@ async def open_nursery(
     try:
         await get_backend(method).warm_up(ENTRY, warm_pool)
         async with trio.open_nursery() as task_nursery:
-            an = ActorNursery(actor, method, task_nursery, warm_pool=warm_pool)
+            an = ActorNursery(actor, method, task_nursery, warm_pool=warm_pool, max_frame=max_frame)
             try:
                 with trio.CancelScope() as an._body_scope:
                     yield an
