@@ -195,3 +195,18 @@ def big_bytes(n: int) -> bytes:
 
 def length(value: bytes) -> int:
     return len(value)
+
+
+def leave_thread_running(fifo: str) -> str:
+    """Start a non-daemon thread that blocks until ``fifo`` (a
+    ``_rt_helpers.Gate``) is released, and return its name: the actor's
+    work is done, the thread is not."""
+    import threading
+
+    def hold() -> None:
+        with open(fifo, 'rb') as gate:
+            gate.read()
+
+    thread = threading.Thread(target=hold, name='left-running', daemon=False)
+    thread.start()
+    return thread.name

@@ -6,7 +6,7 @@ import math
 
 import trio
 
-from ._msgs import Msg
+from ._msgs import Failed, Msg, Return, StreamEnd
 
 
 class Overrun:
@@ -28,6 +28,8 @@ class LocalFailure:
 
 Reply = Msg | Overrun | LocalFailure
 
+_FINAL_REPLIES = (Return, Failed, StreamEnd)
+
 
 class Calls:
     """Routes a child's replies to the calls waiting for them, by call id.
@@ -41,15 +43,23 @@ class Calls:
         self._cids = itertools.count(1)
         self._waiters: dict[int, trio.MemorySendChannel[Reply]] = {}
         self._limits: dict[int, int] = {}
+        self._unanswered: dict[int, str] = {}
+        """What each call sent and not yet finally answered calls, even one
+        its caller gave up on: what the actor may still be busy with."""
         self.closed = trio.Event()
         """Set once the child's channel has ended."""
 
-    def open(self, *, limit: int | None = None) -> tuple[int, trio.MemoryReceiveChannel[Reply]]:
+    def open(
+        self, *, limit: int | None = None, label: str = '',
+    ) -> tuple[int, trio.MemoryReceiveChannel[Reply]]:
         """A new call id and the stream its replies will arrive on. With
         ``limit``, a reply that finds ``limit`` unread ones ahead of it is
         replaced by an :class:`Overrun`, and the call's later replies are
-        dropped (the stream is over)."""
+        dropped (the stream is over). ``label`` names the call (its
+        function) until its final answer arrives (:meth:`unanswered`)."""
         cid = next(self._cids)
+        if label:
+            self._unanswered[cid] = label
         send, replies = trio.open_memory_channel[Reply](math.inf)
         self._waiters[cid] = send
         if limit is not None:
@@ -65,8 +75,14 @@ class Calls:
         if send is not None:
             send.close()
 
+    def unanswered(self) -> list[str]:
+        """The labels of the calls sent and not finally answered."""
+        return list(self._unanswered.values())
+
     def deliver(self, msg: Msg) -> None:
         cid = getattr(msg, 'cid', -1)
+        if isinstance(msg, _FINAL_REPLIES):
+            self._unanswered.pop(cid, None)
         waiter = self._waiters.get(cid)
         if waiter is None:
             return

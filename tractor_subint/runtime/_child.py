@@ -20,6 +20,7 @@ So an unresponsive child (stuck in a blocking call) is gone within
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ import trio
 from .._exceptions import ProtocolError
 from ..log import get_logger
 from ..spawn import ChildExitStatus, ProcessHandle
+from ..spawn._unended import exit_grace
 from ._bootspec import Uid
 from ._calls import Calls
 from ._channel import Channel
@@ -55,6 +57,10 @@ gets to exit on its own (an ending actor closes its channel just before it
 exits) before the kill ladder ends it: nothing can reach it any more."""
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+def _thread_name(process: ProcessHandle) -> str:
+    return str(getattr(process, 'thread_name', f'of {process!r}'))
+
 
 _UNREACHABLE_TEXT = (
     'closed its channel to the parent and kept running (ended through the kill ladder)'
@@ -107,6 +113,11 @@ class ChildActor:
         """Set once the child is gone and its channel closed."""
         self.protocol_error: ProtocolError | None = None
         """Why the child was killed for what it sent, if it was."""
+        self.abandoned: str | None = None
+        """Set (to what held it) when the child runs in this process and did
+        not end within the grace after the ladder's last step: nothing can
+        end a thread, so the nursery stops waiting for it (``spawn._unended``)."""
+        self._abandoned = trio.Event()
         self.unreachable = False
         """Whether its channel ended while it kept running (user code closed
         the socket), so that the kill ladder had to end it."""
@@ -117,6 +128,9 @@ class ChildActor:
         self._stopping = False
         self._result: outcome.Outcome[Any] | None = None
         self._result_ready = trio.Event()
+        describe_holding = getattr(process, 'describe_holding', None)
+        if describe_holding is not None:  # an in-process actor
+            describe_holding(self._holding_text)
 
     def __repr__(self) -> str:
         return f'<ChildActor {self.name} pid={self.pid}>'
@@ -178,8 +192,9 @@ class ChildActor:
                 nursery.start_soon(self._end_if_unreachable)
                 if self._run_call is not None:
                     nursery.start_soon(self._collect_result, self._run_call)
-                await self.process.wait()
-                self._exited.set()
+                await _first_of(self.process.wait, self._abandoned.wait)
+                if not self._abandoned.is_set():
+                    self._exited.set()
                 log.debug('%s exited: %s', self.name, self.exit_status)
                 with trio.move_on_after(CHANNEL_CLOSE_GRACE):
                     await self.calls.closed.wait()
@@ -190,6 +205,8 @@ class ChildActor:
 
     def exit_failure(self) -> ActorFailure | None:
         """After :meth:`supervise`: the error an exit nobody asked for is."""
+        if self.abandoned is not None:
+            return ActorFailure(self.name, self.abandoned, None, stop_requested=True)
         if self.protocol_error is not None:
             return ActorFailure(self.name, self.protocol_failure_text(), self.exit_status)
         if self.unreachable:
@@ -279,8 +296,39 @@ class ChildActor:
                     # exit that nobody is still arranging.
                     self._stopping = False
                     raise
-            await self._exited.wait()
+            await _first_of(self._exited.wait, self._abandoned.wait)
         return self.acked
+
+    def _holding_text(self) -> str | None:
+        calls = self.calls.unanswered()
+        if calls:
+            return f'is blocked in its call {", ".join(calls)} (sent, never answered)'
+        left_threads = getattr(self.process, 'left_threads', None)
+        left = left_threads() if left_threads is not None else None
+        if left:
+            return f'its code left non-daemon threads {left} running, which its subinterpreter waits for'
+        return None
+
+    async def _give_up_unless_exited(self) -> None:
+        """An in-process actor asked to stop by every step of the ladder gets
+        :func:`exit_grace` seconds more; then it is given up: its thread runs
+        on, and the process's exit is bounded instead (``spawn._unended``)."""
+        grace = exit_grace()
+        if math.isinf(grace):
+            return  # opted out: wait for the call to return, however long
+        with trio.move_on_after(grace):
+            await self._exited.wait()
+        if self._exited.is_set():
+            return
+        holding = self._holding_text() or 'did not end (no call of ours is pending)'
+        self.abandoned = (
+            f'could not be ended: it runs in this process (thread '
+            f'{_thread_name(self.process)!r}), where nothing ends a thread, and {holding}; '
+            f'given up after the kill ladder and {grace:g} s more (at exit, the process '
+            f'ends with os._exit if it still runs then)'
+        )
+        log.error('actor %r %s', self.name, self.abandoned)
+        self._abandoned.set()
 
     async def _climb_ladder(self) -> None:
         log.debug('cancelling %s (pid %d)', self.name, self.pid)
@@ -304,8 +352,11 @@ class ChildActor:
             if self.process.pid == os.getpid():  # an in-process actor: a thread, unkillable
                 log.warning(
                     '%s did not exit after a terminate request; it runs in this process, where '
-                    'nothing ends a blocking call: waiting for the call to return', self.name,
+                    'nothing ends a blocking call: waiting %g s more for it', self.name,
+                    exit_grace(),
                 )
+                self.process.kill()
+                await self._give_up_unless_exited()
             else:
                 log.warning('%s did not exit after SIGTERM: SIGKILL', self.name)
-            self.process.kill()
+                self.process.kill()

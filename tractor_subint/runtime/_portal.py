@@ -120,7 +120,7 @@ class Portal:
         self._check_loop()
         check_target(fn, stream=False)
         ref = func_ref(fn)
-        cid, replies = self._calls.open()
+        cid, replies = self._calls.open(label='.'.join(ref))
         try:
             await self._send_call(Call(cid, *ref, kwargs, False))
         except BaseException:
@@ -244,7 +244,7 @@ class Portal:
         self, fn: Callable[..., object], kwargs: dict[str, Any], *, window: int, limit: int | None,
     ) -> AsyncIterator[tuple[int, trio.MemoryReceiveChannel[Reply]]]:
         ref = func_ref(fn)
-        cid, replies = self._calls.open(limit=limit)
+        cid, replies = self._calls.open(limit=limit, label='.'.join(ref))
         try:
             await self._send_call(Call(cid, *ref, kwargs, True, window))
             yield cid, replies

@@ -39,6 +39,7 @@ from typing import Literal
 
 from .._exceptions import PUBLIC_MODULE, TractorSubintError
 from ._threads import run_in_thread
+from ._unended import strand
 
 DEFAULT_TEARDOWN_TIMEOUT = 5.0
 
@@ -179,6 +180,8 @@ def _teardown(interp_id: int, timeout: float) -> None:
     )
     failure = _interpreters.exec(interp_id, _retire_threads)
     if failure is not None:
+        # The process cannot exit while they run: its exit is bounded (_unended).
+        strand(interp_id, f'its code left {getattr(failure, "msg", failure)}')
         warnings.warn(
             f'leaving subinterpreter {interp_id} alive: destroying it now could '
             f'abort the process (3.13) or strand its threads: '
@@ -188,6 +191,21 @@ def _teardown(interp_id: int, timeout: float) -> None:
         )
         return
     _interpreters.destroy(interp_id)
+
+
+def retry_teardown(interp_id: int, timeout: float) -> bool:
+    """Tear down a subinterpreter that an earlier teardown left alive, if
+    its threads end within ``timeout`` seconds; whether it is gone."""
+    try:
+        _interpreters.set___main___attrs(
+            interp_id, {'__tractor_subint_teardown_timeout__': float(timeout)}
+        )
+        if _interpreters.exec(interp_id, _retire_threads) is not None:
+            return False
+        _interpreters.destroy(interp_id)
+    except Exception:
+        return False
+    return True
 
 
 _LIBRARY_SEED = """\

@@ -9,7 +9,11 @@ is this process's, and a "signal" is a byte on the entry's cancel fd (what
 a process host's forwarder would write), so cancellation reaches the actor
 at its next checkpoint. Nothing can end a thread that never checkpoints:
 ``kill()`` is a request like ``terminate()``, and an actor stuck in a
-blocking call ends when that call returns (the bound is its duration).
+blocking call ends when that call returns. What cannot end does not keep
+the process from exiting for ever: the kill ladder gives such an actor up
+after a grace period, and at exit the process ends with ``os._exit`` once
+the same grace has passed, saying what held it (``spawn/_unended``;
+``ai/conc-anal/in_process_actor_that_cannot_end.md``).
 
 The kind of interpreter is chosen per actor (``interpreter=`` when spawning
 it; :attr:`SpawnRequest.interpreter`), else by ``TRACTOR_SUBINT_SUBINT_MODE``
@@ -45,15 +49,27 @@ from .._process_handle import ProcessHandle
 from .._subint_host import SubintExecError, SubintKind, import_in_subint, new_subint, run_subint_here
 from .._threads import ReraisingThread
 from .._tree import current_forkserver_address
+from .._unended import label_stranded, track, untrack
 
 _BOOTSTRAP = '''
 import sys
 sys.path[:] = __tractor_subint_sys_path__
 from tractor_subint.spawn._child_host import run_entry_here
-run_entry_here(
-    __tractor_subint_entry__, __tractor_subint_payload__, __tractor_subint_ipc_fd__,
-    __tractor_subint_cancel_fd__, __tractor_subint_tree__,
-)
+try:
+    run_entry_here(
+        __tractor_subint_entry__, __tractor_subint_payload__, __tractor_subint_ipc_fd__,
+        __tractor_subint_cancel_fd__, __tractor_subint_tree__,
+    )
+finally:
+    # Tell the host which non-daemon threads the actor's code leaves running:
+    # the interpreter's teardown waits for them, and so may the process's exit.
+    import os, threading
+    _left = [
+        t.name for t in threading.enumerate()
+        if not t.daemon and t not in (threading.current_thread(), threading.main_thread())
+    ]
+    if _left:
+        os.write(__tractor_subint_report_fd__, repr(_left).encode())
 '''
 
 
@@ -61,7 +77,9 @@ class SubintActor(ProcessHandle):
     """A child that is a thread running a subinterpreter in this process
     (the :class:`ProcessHandle` contract, see the module docstring)."""
 
-    def __init__(self, name: str, cancel_w: int, run: Callable[[], object]) -> None:
+    def __init__(
+        self, name: str, cancel_w: int, run: Callable[[], object], report_r: int = -1,
+    ) -> None:
         self.pid = os.getpid()
         self.name = name
         self.returncode: int | None = None
@@ -71,6 +89,29 @@ class SubintActor(ProcessHandle):
         self._done = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
         self._thread = ReraisingThread(run, name=f'subint-actor[{name}]', on_exit=self._thread_ended)
+        self._host = track(name, self._thread)
+        self._host.left = self.left_threads
+        self._report_r = report_r
+        self._left: str = ''
+
+    def left_threads(self) -> str | None:
+        """The non-daemon threads the actor's code left running, as its
+        subinterpreter reported them when the actor ended (None: none)."""
+        if self._report_r >= 0:
+            try:
+                self._left += os.read(self._report_r, 65536).decode(errors='replace')
+            except (BlockingIOError, OSError):
+                pass
+        return self._left or None
+
+    @property
+    def thread_name(self) -> str:
+        return self._thread.name
+
+    def describe_holding(self, describe: Callable[[], str | None]) -> None:
+        """``describe()`` says what the actor is busy with (its supervisor's
+        pending calls), for the message of an exit it holds up."""
+        self._host.holding = describe
 
     async def start(self) -> None:
         """Start the actor's thread. From a worker thread: ``Thread.start()``
@@ -100,6 +141,11 @@ class SubintActor(ProcessHandle):
                 else:
                     self.child_exception = ChildExceptionInfo(type(error).__name__, str(error), '')
             os.close(self._cancel_w)
+            self.left_threads()  # read before the pipe closes
+            untrack(self._host)
+            if self._report_r >= 0:
+                os.close(self._report_r)
+                self._report_r = -1
         return self.returncode
 
     def poll(self) -> int | None:
@@ -150,34 +196,43 @@ async def subint_proc(request: SpawnRequest) -> SubintActor:
     ipc_fd = os.dup(request.ipc_fd)  # the caller closes its copy once we return
     ipc_identity = _identity(ipc_fd)
     cancel_r, cancel_w = os.pipe()
+    report_r, report_w = os.pipe()
+    os.set_blocking(report_r, False)
 
     def run() -> None:
         try:
             with _boot_turns:
                 interp_id = new_subint(mode)
                 _import_entry(interp_id, request.entry)
-            run_subint_here(_BOOTSTRAP, interp_id=interp_id, shared={
-                '__tractor_subint_sys_path__': tuple(sys.path),
-                '__tractor_subint_entry__': request.entry,
-                '__tractor_subint_payload__': request.boot_payload,
-                '__tractor_subint_ipc_fd__': ipc_fd,
-                '__tractor_subint_cancel_fd__': cancel_r,
-                '__tractor_subint_tree__': current_forkserver_address(),
-            })
+            try:
+                run_subint_here(_BOOTSTRAP, interp_id=interp_id, shared={
+                    '__tractor_subint_sys_path__': tuple(sys.path),
+                    '__tractor_subint_entry__': request.entry,
+                    '__tractor_subint_payload__': request.boot_payload,
+                    '__tractor_subint_ipc_fd__': ipc_fd,
+                    '__tractor_subint_cancel_fd__': cancel_r,
+                    '__tractor_subint_tree__': current_forkserver_address(),
+                    '__tractor_subint_report_fd__': report_w,
+                })
+            finally:
+                label_stranded(interp_id, f'actor {request.name!r}')
         finally:
             os.close(cancel_r)
+            os.close(report_w)
             # The actor's channel owns the socket once it has wrapped it; an
             # entry that failed before that leaves it open, and the parent
             # waiting for a hello would never see the end of it.
             if _identity(ipc_fd) == ipc_identity:
                 os.close(ipc_fd)
 
-    actor = SubintActor(request.name, cancel_w, run)
+    actor = SubintActor(request.name, cancel_w, run, report_r)
     try:
         await actor.start()
     except BaseException:
         os.close(cancel_w)
         os.close(cancel_r)
+        os.close(report_r)
+        os.close(report_w)
         os.close(ipc_fd)
         raise
     return actor
