@@ -35,6 +35,7 @@ import threading
 import types
 import warnings
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Literal
 
 from .._exceptions import PUBLIC_MODULE, TractorSubintError
@@ -181,7 +182,10 @@ def _teardown(interp_id: int, timeout: float) -> None:
     failure = _interpreters.exec(interp_id, _retire_threads)
     if failure is not None:
         # The process cannot exit while they run: its exit is bounded (_unended).
-        strand(interp_id, f'its code left {getattr(failure, "msg", failure)}')
+        strand(
+            interp_id, f'its code left {getattr(failure, "msg", failure)}',
+            retry=partial(retry_teardown, interp_id),
+        )
         warnings.warn(
             f'leaving subinterpreter {interp_id} alive: destroying it now could '
             f'abort the process (3.13) or strand its threads: '

@@ -66,6 +66,8 @@ _hosts: dict[int, _Host] = {}
 _stranded: dict[int, str] = {}
 """Subinterpreters left alive because threads their code started still
 run: interpreter id -> what (which actor, which threads)."""
+_retries: dict[int, Callable[[float], bool]] = {}
+"""How to try each one's teardown again (given a timeout; True once gone)."""
 _lock = threading.Lock()
 _guard_installed = False
 
@@ -85,10 +87,12 @@ def untrack(host: _Host) -> None:
         _hosts.pop(id(host), None)
 
 
-def strand(interp_id: int, what: str) -> None:
-    """Subinterpreter ``interp_id`` is left alive: ``what`` still runs in it."""
+def strand(interp_id: int, what: str, retry: Callable[[float], bool]) -> None:
+    """Subinterpreter ``interp_id`` is left alive: ``what`` still runs in it;
+    ``retry(timeout)`` tries its teardown again (True once it is gone)."""
     with _lock:
         _stranded[interp_id] = what
+        _retries[interp_id] = retry
     _install_exit_guard()
 
 
@@ -102,6 +106,7 @@ def label_stranded(interp_id: int, label: str) -> None:
 def unstrand(interp_id: int) -> None:
     with _lock:
         _stranded.pop(interp_id, None)
+        _retries.pop(interp_id, None)
 
 
 def _install_exit_guard() -> None:
@@ -189,10 +194,8 @@ def _wait_for_hosts(grace: float) -> None:
 
 
 def _retry_stranded(grace: float) -> None:
-    from ._subint_host import retry_teardown
-
     with _lock:
-        interp_ids = list(_stranded)
-    for interp_id in interp_ids:
-        if retry_teardown(interp_id, grace):
+        retries = dict(_retries)
+    for interp_id, retry in retries.items():
+        if retry(grace):
             unstrand(interp_id)
