@@ -1,14 +1,19 @@
 """``python -m tractor_subint bench`` runs every backend beside the floor
-references in one run and states its conditions. Timings are its output,
-never asserted here."""
+references in one run, states its conditions, keeps every sample (``--json``)
+and compares runs (``--compare``). Timings are its output, never asserted
+here."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pytest
 
+from tractor_subint.bench._report import SCHEMA
 from tractor_subint.spawn import available_start_methods
 
 # It measures every backend itself: once per CI Python is enough.
@@ -16,21 +21,49 @@ pytestmark = pytest.mark.skipon_spawn_backend(
     'main_thread_forkserver', 'subint_forkserver', 'subint', reason='the bench runs every backend itself',
 )
 
-
-def _bench(*args: str, env: dict[str, str] | None = None) -> str:
-    out = subprocess.run(
-        [sys.executable, '-m', 'tractor_subint', 'bench', '--quick', '--batches8', '1', *args],
-        capture_output=True, text=True, timeout=300, env=env,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+CELL = re.compile(r'^(?P<median>[\d.]+) \((?P<min>[\d.]+)–(?P<max>[\d.]+)\)$')
 
 
-def test_one_run_has_every_backend_beside_the_references():
-    text = _bench()
-    assert f'Python {sys.version.split()[0]}' in text
-    assert 'bytecode: ' in text
-    rows = [line.split('|')[1].strip() for line in text.splitlines() if line.startswith('| ')]
+@dataclass
+class Done:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def _bench(*args: str, env: dict[str, str] | None = None, quick: bool = True, check: bool = True) -> Done:
+    command = [sys.executable, '-m', 'tractor_subint', 'bench']
+    if quick:
+        command += ['--quick', '--batches8', '1']
+    out = subprocess.run([*command, *args], capture_output=True, text=True, timeout=300, env=env)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return Done(out.returncode, out.stdout, out.stderr)
+
+
+def _rows(text: str) -> list[str]:
+    return [line.split('|')[1].strip() for line in text.splitlines() if line.startswith('| ')]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip('|').split('|')]
+
+
+def _table(text: str, first_header: str) -> dict[str, dict[str, str]]:
+    """The table whose header starts ``| item | first_header``: row -> column -> cell."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f'| item | {first_header}'))
+    header = _cells(lines[start])
+    table = {}
+    for line in lines[start + 2:]:
+        if not line.startswith('| '):
+            break
+        cells = _cells(line)
+        table[cells[0]] = dict(zip(header[1:], cells[1:]))
+    return table
+
+
+def _expected_items() -> list[str]:
     expected = ['floor: bare fork', 'fork + trio.run']
     for key in available_start_methods():
         if key == 'subint_forkserver':
@@ -39,32 +72,137 @@ def test_one_run_has_every_backend_beside_the_references():
             expected += ['subint (isolated)', 'subint (legacy)']
         else:
             expected.append(key)
-    # The medians table, then the ratios table: each item once in each.
-    assert rows == ['item', *expected, 'item', *expected]
+    return expected
+
+
+@pytest.fixture(scope='module')
+def quick_run(tmp_path_factory) -> tuple[Done, str]:
+    """One quick run of every backend, with its JSON and its progress."""
+    path = str(tmp_path_factory.mktemp('bench') / 'run.json')
+    return _bench('--json', path, '--progress'), path
+
+
+def test_one_run_has_every_backend_beside_the_references(quick_run):
+    text = quick_run[0].stdout
+    assert f'Python {sys.version.split()[0]}' in text
+    assert 'bytecode: ' in text
+    expected = _expected_items()
+    # The samples table (and its count row), then the ratios table: each item once in each.
+    assert _rows(text) == ['item', *expected, '(samples per cell)', 'item', *expected]
     assert '| floor: bare fork | 1.00x |' in text
+
+
+def test_each_cell_shows_its_spread_and_each_column_its_sample_count(quick_run):
+    samples = _table(quick_run[0].stdout, 'first |')
+    counts = samples.pop('(samples per cell)')
+    assert counts['first'] == counts['e2e'] == '2'  # --quick: 2 rounds
+    assert counts['par8_answered'] == counts['cpu1'] == '1'
+    for item, row in samples.items():
+        match = CELL.match(row['first'])
+        assert match, (item, row['first'])
+        low, median, high = (float(match[k]) for k in ('min', 'median', 'max'))
+        assert low <= median <= high
+
+
+def test_the_progress_counts_the_steps_the_header_announces(quick_run):
+    done = quick_run[0]
+    steps = int(re.search(r'^plan: (\d+) steps', done.stdout, re.M)[1])
+    progress = re.findall(r'^  \[(\d+)/(\d+)\] ', done.stderr, re.M)
+    assert [(int(i), int(n)) for i, n in progress] == [(i, steps) for i in range(1, steps + 1)]
+    assert '2 rounds' in done.stdout and 'warm-up 2/2' in done.stderr and 'round 2/2' in done.stderr
+
+
+def test_the_json_holds_every_sample_the_environment_and_the_versions(quick_run):
+    done, path = quick_run
+    with open(path) as f:
+        data = json.load(f)
+    assert data['schema'] == SCHEMA
+    assert data['environment']['python'] == sys.version.split()[0]
+    assert data['environment']['cpus'] == os.cpu_count()
+    assert data['versions']['tractor_subint'] and data['versions']['trio'] and data['versions']['msgspec']
+    assert data['settings']['rounds'] == 2
+    assert [item['name'] for item in data['items']] == _expected_items()
+    assert set(data['columns']) >= {'first', 'e2e', 'rtt_us', 'par8_answered', 'cpu1', 'cpu2'}
+    assert all(meta['unit'] in ('ms', 'us', 'MiB') and meta['doc'] for meta in data['columns'].values())
+    shown = _table(done.stdout, 'first |')
+    for item in data['items']:
+        assert len(item['samples']['first']) == len(item['samples']['e2e']) == 2, item['name']
+        first = item['samples']['first']
+        assert item['summary']['first']['median'] == pytest.approx(sum(first) / 2)
+        assert shown[item['name']]['first'].startswith(f'{item["summary"]["first"]["median"]:.1f} (')
+        if item['backend'] is not None:
+            assert len(item['samples']['cpu1']) == 1
+    assert f'wrote every sample to {path}' in done.stdout
+
+
+def test_compare_prints_ratios_to_an_earlier_run(quick_run, tmp_path):
+    _done, path = quick_run
+    with open(path) as f:
+        data = json.load(f)
+    trio_row = next(item for item in data['items'] if item['name'] == 'trio')
+    trio_row['samples']['first'] = [v / 2 for v in trio_row['samples']['first']]  # the old run: 2x faster
+    data['versions']['trio'] = '0.0.1'
+    old = tmp_path / 'old.json'
+    old.write_text(json.dumps(data))
+    text = _bench('--load', path, '--compare', str(old), quick=False).stdout
+    assert f'Compared with {old}' in text
+    assert 'note: trio 0.0.1 then' in text
+    ratios = _table(text[text.index('Compared with'):], 'first |')
+    assert ratios['trio']['first'] == '2.00x *'  # no overlap: marked
+    assert ratios['floor: bare fork']['first'] == '1.00x'
+    assert set(ratios) == set(_expected_items())
+
+
+def test_a_file_that_is_no_bench_result_is_refused_before_measuring(tmp_path):
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"schema": "something else"}')
+    done = _bench('--compare', str(bad), check=False)
+    assert done.rc == 2
+    assert f'bench: --compare: {bad}: not a tractor_subint bench result' in done.stderr
+    assert done.stdout == ''
+
+
+def test_plot_draws_the_spawn_times(quick_run, tmp_path):
+    pytest.importorskip('matplotlib')
+    png = tmp_path / 'first.png'
+    done = _bench('--load', quick_run[1], '--plot', str(png), quick=False)
+    assert png.read_bytes().startswith(b'\x89PNG')
+    assert f'plotted the spawn times (first) to {png}' in done.stdout
+
+
+def test_plot_without_matplotlib_says_how_to_get_it_and_reports_the_rest(quick_run, tmp_path):
+    png = tmp_path / 'first.png'
+    code = (
+        'import sys; sys.modules["matplotlib"] = None\n'  # what an install without the extra sees
+        'from tractor_subint.__main__ import main\n'
+        f'sys.exit(main(["bench", "--load", {quick_run[1]!r}, "--plot", {str(png)!r}]))'
+    )
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--plot needs matplotlib" in done.stderr and "pip install 'tractor_subint[plot]'" in done.stderr
+    assert '| trio |' in done.stdout
+    assert not png.exists()
 
 
 def test_warm_bytecode_reruns_with_a_private_cache(tmp_path):
     env = {**os.environ, 'HOME': str(tmp_path), 'PYTHONDONTWRITEBYTECODE': '1'}
-    text = _bench('--backends', 'main_thread_forkserver', '--bytecode', 'warm', env=env)
+    text = _bench('--backends', 'main_thread_forkserver', '--bytecode', 'warm', env=env).stdout
     cache = tmp_path / '.cache' / 'tractor_subint' / 'bench-pycache'
     assert f'bytecode: warm (private bytecode cache {cache})' in text
     assert any(cache.rglob('*.pyc'))
 
 
-def test_subint_rows_and_the_transport_comparison():
-    text = _bench('--backends', 'subint', '--transport')
-    rows = [line.split('|')[1].strip() for line in text.splitlines() if line.startswith('| ')]
+def test_subint_rows_and_the_transport_comparison(tmp_path):
+    path = tmp_path / 'subint.json'
+    text = _bench('--backends', 'subint', '--transport', '--json', str(path)).stdout
+    rows = _rows(text)
     assert rows.count('subint (isolated)') == 2 and rows.count('subint (legacy)') == 2
-    def cells(line: str) -> list[str]:
-        return [cell.strip() for cell in line.strip().strip('|').split('|')]
-
-    header = cells(next(line for line in text.splitlines() if line.startswith('| item | first |')))
-    isolated = dict(zip(header, cells(
-        next(line for line in text.splitlines() if line.startswith('| subint (isolated) | '))
-    )))
+    isolated = _table(text, 'first |')['subint (isolated)']
     for column in ('first', 'rtt_us', 'e2e', 'par8_stall', 'cpu1', 'cpu2'):
-        assert float(isolated[column]) > 0, (column, isolated)  # measured, not '–'
-    for transport in ('socket pair (blocking recv)', 'interpreter queues, polled flat out',
-                      'interpreter queues, polled every 1 ms', 'interpreter queues + a pipe doorbell'):
+        assert float(isolated[column].split()[0]) > 0, (column, isolated)  # measured, not '–'
+    transports = ('socket pair (blocking recv)', 'interpreter queues, polled flat out',
+                  'interpreter queues, polled every 1 ms', 'interpreter queues + a pipe doorbell')
+    for transport in transports:
         assert rows.count(transport) == 2  # 64 B and 64 KiB
+    kept = json.loads(path.read_text())['transport']
+    assert {(row['name'], row['size']) for row in kept} == {(t, s) for t in transports for s in (64, 65536)}

@@ -9,7 +9,13 @@ machine exports ``PYTHONDONTWRITEBYTECODE=1`` and every fresh interpreter
 then compiles its imports from source (``--bytecode warm`` re-runs the
 benchmark with a private bytecode cache instead).
 
+Every sample is kept: ``--json`` writes them with the run's conditions,
+``--compare`` sets a run beside an earlier one, ``--plot`` draws the spawn
+times (schema and how to add a measurement: ``bench/README.md``).
+
 Modules: ``targets`` (what the actors run), ``_probes`` (loop stall, USS),
 ``_items`` (the measured items: backends through the public API, and the
-bare-fork references), ``_run`` (rounds, table, CLI).
+bare-fork references), ``_measures`` (the kinds of sample and their
+columns), ``_run`` (the plan, the rounds, the CLI), ``_report`` (the run as
+data: tables, JSON, comparison, plot).
 """

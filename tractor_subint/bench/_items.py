@@ -15,6 +15,8 @@ from functools import partial
 import trio
 
 from ..runtime import ActorNursery, Portal, open_nursery
+from ..runtime._boot import ENTRY
+from ..spawn import local_warm_pool
 from ._probes import StallMeter, uss_mib
 from .targets import echo, spin
 
@@ -94,6 +96,13 @@ class BackendItem(Item):
         self.warm_pool = warm_pool
         self.interpreter = interpreter
         self._nursery: ActorNursery | None = None
+
+    async def pool_ready(self) -> None:
+        """Until this process's warm pool for actors is full (at once
+        without a pool)."""
+        pool = local_warm_pool(ENTRY)
+        if pool is not None:
+            await trio.to_thread.run_sync(pool.wait_ready, None, 60)
 
     async def _start(self, an: ActorNursery, name: str = 'bench') -> Portal:
         return await an.start_actor(name, enable_modules=[TARGETS], interpreter=self.interpreter)

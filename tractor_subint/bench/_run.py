@@ -1,41 +1,71 @@
-"""Rounds, the tables, and the command line of ``python -m tractor_subint bench``."""
+"""The plan, the rounds, and the command line of ``python -m tractor_subint bench``."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
 
 import trio
 
-from ..runtime._boot import ENTRY
-from ..spawn import available_start_methods, local_warm_pool
-from ._items import BackendItem, Item, Sample, references
+from ..spawn import available_start_methods
+from ._items import BackendItem, Item, references
+from ._measures import CPU, END_TO_END, FIRST, Measure, is_pooled, parallel
 from ._probes import StallMeter
-from ._transport import TRANSPORT_LEGEND, measure_transports, render_transports
+from ._report import (
+    BenchRun,
+    ItemResults,
+    plot,
+    plot_unavailable,
+    render_comparison,
+    render_legend,
+    render_tables,
+)
+from ._transport import TRANSPORT_LEGEND, TransportRow, measure_transports, render_transports
 
 WARM_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'tractor_subint', 'bench-pycache')
+WARMUPS = 2
+"""Rounds run first and not kept (imports, caches, the first fork of a tree)."""
 
 
-@dataclass
-class Results:
-    """Every sample of one item."""
+@dataclass(frozen=True)
+class Step:
+    """One step of a run: every item takes one sample of ``measure``."""
 
-    item: Item
-    samples: dict[str, list[float]] = field(default_factory=dict)
+    label: str
+    measure: Measure
+    kept: bool = True
 
-    def add(self, column: str, value: float | None) -> None:
-        if value is not None:
-            self.samples.setdefault(column, []).append(value)
 
-    def median(self, column: str) -> float | None:
-        values = self.samples.get(column)
-        return statistics.median(values) if values else None
+def make_plan(rounds: int, parallel_batches: dict[int, int], cpu_rounds: int) -> list[Step]:
+    """The steps of a run, in order: warm-ups, the sequential rounds (a spawn
+    in a long-lived nursery, then a whole fresh tree), the parallel batches,
+    the CPU rounds."""
+    steps = []
+    for i in range(WARMUPS):
+        steps += [Step(f'warm-up {i + 1}/{WARMUPS}', m, kept=False) for m in (FIRST, END_TO_END)]
+    for i in range(rounds):
+        steps += [Step(f'round {i + 1}/{rounds}', m) for m in (FIRST, END_TO_END)]
+    for n, batches in parallel_batches.items():
+        measure = parallel(n, read_uss=(n == 8))
+        steps += [Step(f'batch of {n} {i + 1}/{batches}', measure) for i in range(batches)]
+    steps += [Step(f'cpu {i + 1}/{cpu_rounds}', CPU) for i in range(cpu_rounds)]
+    return steps
+
+
+def columns_of(plan: Sequence[Step]) -> dict[str, dict[str, str]]:
+    columns: dict[str, dict[str, str]] = {}
+    for step in plan:
+        for column in step.measure.columns:
+            columns.setdefault(column.name, {'unit': column.unit, 'doc': column.doc})
+    return columns
 
 
 def bytecode_mode() -> str:
@@ -62,158 +92,117 @@ def build_items(keys: Sequence[str], warm_pool: int) -> list[Item]:
     return items
 
 
-def _is_pooled(item: Item) -> bool:
-    return isinstance(item, BackendItem) and bool(item.warm_pool)
+def _record(item: Item) -> ItemResults:
+    if isinstance(item, BackendItem):
+        return ItemResults(item.name, item.key, item.warm_pool, item.interpreter)
+    return ItemResults(item.name)
 
 
-async def _pool_ready() -> None:
-    pool = local_warm_pool(ENTRY)
-    if pool is not None:
-        await trio.to_thread.run_sync(pool.wait_ready, None, 60)
-
-
-async def _sample(results: Results, kind: str, meter: StallMeter, *, n: int = 0) -> None:
-    item = results.item
-    if _is_pooled(item):
-        await _pool_ready()  # a hit is what this row measures
+async def _sample(item: Item, results: ItemResults, measure: Measure, meter: StallMeter) -> None:
+    if is_pooled(item) and isinstance(item, BackendItem):
+        await item.pool_ready()  # a hit is what this row measures
     meter.reset()
-    sample: Sample
-    if kind == 'first':
-        sample = await item.first()
-    elif kind == 'end_to_end':
-        sample = await item.end_to_end()
-    elif kind == 'cpu':
-        sample = await item.cpu()
-    else:
-        sample = await item.parallel(n, read_uss=(n == 8), meter=meter)
-    stall = meter.worst * 1000
-    if kind == 'first':
-        results.add('first', sample.first)
-        results.add('rtt_us', sample.rtt_us)
-        results.add('cancel', sample.cancel)
-        results.add('stall', stall)
-        if _is_pooled(item):
-            meter.reset()
-            await _pool_ready()
-            results.add('refill_stall', meter.worst * 1000)
-    elif kind == 'end_to_end':
-        results.add('e2e', sample.end_to_end)
-    elif kind == 'cpu':
-        results.add('cpu1', sample.cpu_one)
-        results.add('cpu2', sample.cpu_two)
-    else:
-        results.add(f'par{n}_answered', sample.all_answered)
-        results.add(f'par{n}_per_actor', None if sample.total is None else sample.total / n)
-        results.add(f'par{n}_stall', sample.spawn_stall)
-        for uss in sample.uss:
-            results.add('uss', uss)
+    for column, value in (await measure.take(item, meter)).items():
+        results.add(column, value)
 
 
-async def run_rounds(
-    items: list[Item], rounds: int, parallel: dict[int, int], progress: bool, cpu_rounds: int = 0,
-) -> list[Results]:
-    """Every item, round by round, starting each round one item further on."""
-    results = [Results(item) for item in items]
+async def run_rounds(items: list[Item], plan: list[Step], progress: bool) -> list[ItemResults]:
+    """Every step over every item, starting each step one item further on
+    (so that a noisy moment hits every item alike)."""
+    results = [_record(item) for item in items]
     meter = StallMeter()
-    plan: list[tuple[str, int]] = [('first', 0), ('end_to_end', 0)] * 2  # warm-ups, not kept
-    plan += [('first', 0), ('end_to_end', 0)] * rounds
-    for n, batches in parallel.items():
-        plan += [('parallel', n)] * batches
-    plan += [('cpu', 0)] * cpu_rounds
     async with trio.open_nursery() as tn, AsyncExitStack() as stack:
         tn.start_soon(meter.run)
         for item in items:
             await stack.enter_async_context(item.opened())
-        for index, (kind, n) in enumerate(plan):
-            order = results[index % len(results):] + results[:index % len(results)]
+        for index, step in enumerate(plan):
             if progress:
-                print(f'  round {index + 1}/{len(plan)}: {kind}{n or ""}', file=sys.stderr, flush=True)
-            for result in order:
-                if index < 4:
-                    scratch = Results(result.item)
-                    await _sample(scratch, kind, meter, n=n)
-                else:
-                    await _sample(result, kind, meter, n=n)
+                label = f'  [{index + 1}/{len(plan)}] {step.label}: {step.measure.name}'
+                print(label, file=sys.stderr, flush=True)
+            start = index % len(items)
+            for i in [*range(start, len(items)), *range(start)]:
+                kept = results[i] if step.kept else _record(items[i])
+                await _sample(items[i], kept, step.measure, meter)
         tn.cancel_scope.cancel()
     return results
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return '–' if value is None else f'{value:.{digits}f}'
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
-def _ratio(value: float | None, base: float | None) -> str:
-    if value is None or not base:
-        return '–'
-    return f'{value / base:.2f}x' if value / base < 10 else f'{value / base:.0f}x'
+def environment() -> dict[str, Any]:
+    """The conditions of a run, as the JSON keeps them."""
+    load: list[float] | None
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        'python': platform.python_version(),
+        'implementation': platform.python_implementation(),
+        'executable': sys.executable,
+        'platform': platform.platform(),
+        'machine': platform.machine(),
+        'cpus': os.cpu_count(),
+        'bytecode': bytecode_mode(),
+        'loadavg_at_start': load,
+        'env': {
+            key: value for key, value in sorted(os.environ.items())
+            if key.startswith('TRACTOR_SUBINT_') or key in ('PYTHONDONTWRITEBYTECODE', 'PYTHONPYCACHEPREFIX')
+        },
+    }
 
 
-def render(results: list[Results], parallel: dict[int, int]) -> str:
-    by_name = {r.item.name: r for r in results}
-    floor = by_name['floor: bare fork'].median('first')
-    fork_trio = by_name['fork + trio.run'].median('first')
-    trio_first = by_name['trio'].median('first') if 'trio' in by_name else None
-    mtf_first = (
-        by_name['main_thread_forkserver'].median('first') if 'main_thread_forkserver' in by_name else None
-    )
-    columns = ['first', 'rtt_us', 'e2e', 'cancel', 'stall']
-    for n in parallel:
-        columns += [f'par{n}_answered', f'par{n}_per_actor', f'par{n}_stall']
-    columns += ['uss', 'refill_stall', 'cpu1', 'cpu2']
-    lines = [
-        '| item | ' + ' | '.join(columns) + ' |',
-        '|---|' + '---|' * len(columns),
+def versions() -> dict[str, str | None]:
+    from .. import __version__
+
+    return {
+        'tractor_subint': __version__,
+        **{name: _version(name) for name in ('trio', 'msgspec', 'outcome')},
+    }
+
+
+def settings(args: argparse.Namespace, keys: Sequence[str], plan: Sequence[Step]) -> dict[str, Any]:
+    return {
+        'backends': list(keys),
+        'warmups': WARMUPS,
+        'rounds': args.rounds,
+        'parallel_batches': {str(n): b for n, b in _parallel(args).items()},
+        'cpu_rounds': args.cpu_rounds,
+        'warm_pool': args.warm_pool,
+        'steps': len(plan),
+    }
+
+
+def _header(run: BenchRun) -> str:
+    env, ver, s = run.environment, run.versions, run.settings
+    batches = ', '.join(f'{_count(b, "batch", "es")} of {n}' for n, b in s['parallel_batches'].items())
+    plan = [
+        f'{_count(s["warmups"], "warm-up round")} (not kept)',
+        f'{_count(s["rounds"], "round")} (a spawn in a long-lived nursery, then a fresh tree: 2 steps each)',
+        batches or 'no batches',
+        _count(s['cpu_rounds'], 'CPU round'),
     ]
-    for r in results:
-        lines.append(f'| {r.item.name} | ' + ' | '.join(_fmt(r.median(c)) for c in columns) + ' |')
-    lines += [
-        '',
-        '| item | first / floor | first / fork+trio | first / trio | first / main_thread_forkserver '
-        '| cpu2 / cpu1 |',
-        '|---|---|---|---|---|---|',
-    ]
-    for r in results:
-        first = r.median('first')
-        lines.append(
-            f'| {r.item.name} | {_ratio(first, floor)} | {_ratio(first, fork_trio)} | '
-            f'{_ratio(first, trio_first)} | {_ratio(first, mtf_first)} | '
-            f'{_ratio(r.median("cpu2"), r.median("cpu1"))} |'
-        )
-    return '\n'.join(lines)
-
-
-LEGEND = '''\
-Medians, ms (uss: MiB per live child, 8 alive). first = spawn request -> first
-RPC answered, in a nursery open for the whole run (references: fork -> first
-byte); rtt_us = one RPC round trip on a live actor (us, median of 20 after
-the first); e2e = open_nursery -> spawn -> RPC -> cancel -> reaped, fresh nursery;
-cancel = cancel_actor() until reaped; stall = the parent's longest event-loop
-tick gap during a sample (1 ms ticker; idle noise ~1-2 ms); parN_answered =
-N spawned at once until all answered; parN_per_actor = the batch until all
-reaped, / N; parN_stall = the parent's longest loop gap from the batch's
-start until all answered (spawning, not the teardown);
-refill_stall = the loop's longest gap while the pool refilled; cpu1 = a
-CPU-bound call (pure Python) in one actor, cpu2 = the same call in two actors
-at once until both answered (cpu2 / cpu1: 1.0x runs in parallel, 2.0x in turn).
-"pool hit" samples start with the pool full; "cold" ones have it off.'''
-
-
-def _header(args: argparse.Namespace) -> str:
-    import msgspec
-
     return (
-        f'tractor_subint bench: Python {platform.python_version()} ({sys.executable}), '
-        f'trio {trio.__version__}, msgspec {msgspec.__version__}, {os.cpu_count()} CPUs\n'
-        f'bytecode: {bytecode_mode()}\n'
-        f'rounds: {args.rounds} sequential (after 2 warm-ups), parallel '
-        + ', '.join(f'{n} x {b}' for n, b in _parallel(args).items())
-        + f'; CPU {args.cpu_rounds}; warm pool size {args.warm_pool}; '
-        f'items interleaved, rotating each round'
+        f'tractor_subint {ver["tractor_subint"]} bench: Python {env["python"]} ({env["executable"]}), '
+        f'trio {ver["trio"]}, msgspec {ver["msgspec"]}, {env["cpus"]} CPUs\n'
+        f'bytecode: {env["bytecode"]}\n'
+        f'plan: {s["steps"]} steps, each over every item (interleaved, rotating): {", ".join(plan)}; '
+        f'warm pool size {s["warm_pool"]}'
     )
+
+
+def _count(n: int, noun: str, plural: str = 's') -> str:
+    return f'{n} {noun}{"" if n == 1 else plural}'
 
 
 def _parallel(args: argparse.Namespace) -> dict[int, int]:
-    return {8: args.batches8, 32: args.batches32} if args.batches32 else {8: args.batches8}
+    batches = {8: args.batches8, 32: args.batches32}
+    return {n: b for n, b in batches.items() if b}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -237,28 +226,92 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='also compare socket pairs with interpreter queues between interpreters of one process',
     )
     parser.add_argument('--quick', action='store_true', help='2 rounds, one batch of 8, no 32, 1 CPU round')
-    parser.add_argument('--progress', action='store_true', help='say on stderr which round runs')
+    parser.add_argument('--progress', action='store_true', help='say on stderr which step runs')
+    parser.add_argument(
+        '--json', metavar='PATH', help='also write the run (every sample, the environment, the versions) '
+                                       'as JSON (schema: bench/README.md)',
+    )
+    parser.add_argument(
+        '--compare', metavar='OLD.json', help="also print this run's medians as ratios to an earlier "
+                                              "run's (written with --json)",
+    )
+    parser.add_argument(
+        '--plot', metavar='PATH', help="also draw each item's spawn times (first) into PATH (.png, .svg, "
+                                       "...); needs matplotlib: pip install 'tractor_subint[plot]'",
+    )
+    parser.add_argument(
+        '--load', metavar='RUN.json', help='measure nothing: report a run written earlier with --json '
+                                           '(with --compare, --plot)',
+    )
+
+
+def _measure(args: argparse.Namespace, argv: Sequence[str]) -> BenchRun:
+    keys = args.backends if args.backends is not None else list(available_start_methods())
+    items = build_items(keys, args.warm_pool)
+    plan = make_plan(args.rounds, _parallel(args), args.cpu_rounds)
+    run = BenchRun(
+        started=datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds'), duration_s=0.0,
+        argv=list(argv), environment=environment(), versions=versions(),
+        settings=settings(args, keys, plan), columns=columns_of(plan), items=[],
+    )
+    print(_header(run), flush=True)
+    started = time.monotonic()
+    run.items = trio.run(run_rounds, items, plan, args.progress)
+    if args.transport:
+        rows = measure_transports(n=400 if args.quick else 2000)
+        run.transport = [row.as_json() for row in rows]
+    run.duration_s = time.monotonic() - started
+    print(f'({run.duration_s:.0f} s)\n')
+    return run
+
+
+def _fail(message: str) -> int:
+    print(f'bench: {message}', file=sys.stderr)
+    return 2
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    if args.bytecode == 'warm' and sys.pycache_prefix != WARM_CACHE:
-        env = {k: v for k, v in os.environ.items() if k != 'PYTHONDONTWRITEBYTECODE'}
-        env['PYTHONPYCACHEPREFIX'] = WARM_CACHE
-        os.execve(sys.executable, [sys.executable, '-m', 'tractor_subint', 'bench', *argv], env)
-    if args.quick:
-        args.rounds, args.batches8, args.batches32, args.cpu_rounds = 2, 1, 0, 1
-    keys = args.backends if args.backends is not None else list(available_start_methods())
-    items = build_items(keys, args.warm_pool)
-    print(_header(args), flush=True)
-    started = time.monotonic()
-    results = trio.run(run_rounds, items, args.rounds, _parallel(args), args.progress, args.cpu_rounds)
-    print(f'({time.monotonic() - started:.0f} s)\n')
-    print(render(results, _parallel(args)))
+    old = None
+    if args.compare:
+        try:
+            old = BenchRun.read(args.compare)  # before a long run, not after it
+        except ValueError as exc:
+            return _fail(f'--compare: {exc}')
+    no_plot = plot_unavailable() if args.plot else None
+    if no_plot:
+        print(f'bench: {no_plot}; the run goes on without it', file=sys.stderr, flush=True)
+    if args.load:
+        try:
+            run = BenchRun.read(args.load)
+        except ValueError as exc:
+            return _fail(f'--load: {exc}')
+        print(_header(run) + f'\n(loaded from {args.load}: measured {run.started}, {run.duration_s:.0f} s)\n')
+    else:
+        if args.bytecode == 'warm' and sys.pycache_prefix != WARM_CACHE:
+            env = {k: v for k, v in os.environ.items() if k != 'PYTHONDONTWRITEBYTECODE'}
+            env['PYTHONPYCACHEPREFIX'] = WARM_CACHE
+            os.execve(sys.executable, [sys.executable, '-m', 'tractor_subint', 'bench', *argv], env)
+        if args.quick:
+            args.rounds, args.batches8, args.batches32, args.cpu_rounds = 2, min(args.batches8, 1), 0, 1
+        run = _measure(args, argv)
+    print(render_tables(run))
     print()
-    print(LEGEND)
-    if args.transport:
+    print(render_legend(run))
+    if run.transport:
         print()
-        print(render_transports(measure_transports(n=400 if args.quick else 2000)))
+        print(render_transports([TransportRow.from_json(row) for row in run.transport]))
         print()
         print(TRANSPORT_LEGEND)
+    if old is not None:
+        print()
+        print(render_comparison(run, old, args.compare))
+    if args.json and not args.load:
+        run.write(args.json)
+        print(f'\nwrote every sample to {args.json}')
+    if args.plot:
+        if no_plot:
+            print(f'\nno plot: {no_plot}', file=sys.stderr)
+        else:
+            plot(run, args.plot)
+            print(f'\nplotted the spawn times (first) to {args.plot}')
     return 0

@@ -21,8 +21,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from ..spawn._subint_host import new_subint, run_subint_here
 
@@ -101,6 +101,13 @@ class TransportRow:
     """Median round trip, microseconds."""
     cpu_us: float
     """Process CPU time per round trip (both ends), microseconds."""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TransportRow:
+        return cls(str(data['name']), int(data['size']), float(data['rtt_us']), float(data['cpu_us']))
 
 
 def _measure(round_trip: Callable[[], None], n: int) -> tuple[float, float]:
