@@ -1,12 +1,14 @@
-"""``python -m tractor_subint demo [--spawn-backend KEY]`` and
-``python -m tractor_subint bench [options]``."""
+"""``python -m tractor_subint demo [--spawn-backend KEY]``,
+``python -m tractor_subint bench [options]`` and ``python -m tractor_subint --version``."""
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 
 import trio
 
+from . import __version__
 from ._demo import run_demo
 from .bench import _run as bench
 from .spawn import available_start_methods, registered_backends, unusable_reason
@@ -14,6 +16,8 @@ from .spawn import available_start_methods, registered_backends, unusable_reason
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m tractor_subint')
+    version = f'tractor_subint {__version__} (Python {platform.python_version()})'
+    parser.add_argument('--version', action='version', version=version)
     commands = parser.add_subparsers(dest='command', required=True)
     demo = commands.add_parser('demo', help='spawn a small actor tree, do RPC and a stream')
     demo.add_argument(
