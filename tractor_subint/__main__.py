@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 
 import trio
 
 from . import __version__
-from ._demo import run_demo
+from ._demo import demo_backend, run_demo
 from .bench import _run as bench
-from .spawn import available_start_methods, registered_backends, unusable_reason
+from .spawn import ENV_VAR, available_start_methods, registered_backends, unusable_reason
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,8 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser('demo', help='spawn a small actor tree, do RPC and a stream')
     demo.add_argument(
         '--spawn-backend', metavar='KEY', default=None,
-        help=f'one of: {", ".join(available_start_methods())} (default: '
-             f'$TRACTOR_SUBINT_SPAWN_METHOD, else trio)',
+        help=f'one of: {", ".join(available_start_methods())} (default: $TRACTOR_SUBINT_SPAWN_METHOD, '
+             f'else {demo_backend()[0]})',
     )
     bench.add_arguments(commands.add_parser(
         'bench', help='spawn benchmarks: every backend beside the bare-fork floor, in one run',
@@ -37,12 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == 'bench':
         return bench.main(args, argv[1:])
-    key = args.spawn_backend
-    reason = unusable_reason(key) if key is not None else None
+    key, why, source = args.spawn_backend, '', '--spawn-backend'
+    if key is None:
+        key, source = os.environ.get(ENV_VAR) or None, f'${ENV_VAR}'
+    if key is None:
+        (key, why), source = demo_backend(), ''
+    reason = unusable_reason(key)
     if reason is not None:
         every_key = ', '.join(backend.key for backend in registered_backends())
-        parser.error(f'{reason}; usable: {", ".join(available_start_methods())} (all keys: {every_key})')
-    trio.run(run_demo, key)
+        where = f'{source}: ' if source else ''
+        usable = ', '.join(available_start_methods())
+        parser.error(f'{where}{reason}; usable: {usable} (all keys: {every_key})')
+    trio.run(run_demo, key, why)
     return 0
 
 
