@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import trio
 
+import tractor_subint as ts
+
 # -- call cancellation -----------------------------------------------------------
 
 _tracked: dict[str, dict[int, str]] = {}
@@ -94,8 +96,119 @@ def raise_nested() -> None:
 async def relay_quota(user: str, limit: int) -> None:
     """Spawn a child that raises :class:`QuotaExceeded`; its error is
     relayed (as a RemoteActorError) to whoever called this."""
-    import tractor_subint as ts
-
     async with ts.open_nursery() as an:
         portal = await an.start_actor('quota_keeper', enable_modules=['api_targets'])
         await portal.run(raise_quota, user=user, limit=limit)
+
+
+# -- contexts ------------------------------------------------------------------------
+
+def _record(key: str, value: str) -> None:
+    """Record how a context task ended (read with :func:`wait_tracked`)."""
+    _tracked.setdefault(key, {})[0] = value
+    _notify()
+
+
+@ts.context
+async def echo_server(ctx: ts.Context, first: int) -> str:
+    """Started with ``first + 1``; echoes every stream item back."""
+    await ctx.started(first + 1)
+    count = 0
+    async with ctx.open_stream() as stream:
+        async for item in stream:
+            await stream.send(item)
+            count += 1
+    return f'echoed {count}'
+
+
+@ts.context
+async def sleeper(ctx: ts.Context, key: str) -> None:
+    """Started, then sleeps until cancelled; records ``cancelled`` under
+    ``key`` (read with :func:`wait_tracked`)."""
+    await ctx.started('sleeping')
+    try:
+        await trio.sleep_forever()
+    except trio.Cancelled:
+        _record(key, 'cancelled')
+        raise
+
+
+@ts.context
+async def raise_after_started(ctx: ts.Context, user: str) -> None:
+    await ctx.started('about to fail')
+    await trio.lowlevel.checkpoint()
+    raise QuotaExceeded(user, 0)
+
+
+@ts.context
+async def raise_before_started(ctx: ts.Context) -> None:
+    raise QuotaExceeded('early', 1)
+
+
+@ts.context
+async def never_started(ctx: ts.Context) -> int:
+    return 1
+
+
+@ts.context
+async def self_cancelling(ctx: ts.Context) -> None:
+    await ctx.started()
+    await ctx.cancel()
+    await trio.sleep_forever()
+
+
+@ts.context
+async def producer(ctx: ts.Context, n: int) -> int:
+    """Sends ``0..n-1`` on the stream, then closes it; returns ``n``."""
+    await ctx.started(n)
+    async with ctx.open_stream() as stream:
+        for i in range(n):
+            await stream.send(i)
+    return n
+
+
+@ts.context
+async def consumer(ctx: ts.Context, key: str) -> list[int]:
+    """Reads nothing until :func:`release_tracked` (``key``), then reads the
+    stream to its end; returns what it read."""
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        await _release_event(key).wait()
+        return [item async for item in stream]
+
+
+@ts.context
+async def fail_on_item(ctx: ts.Context, bad: int) -> None:
+    """Echoes items until it receives ``bad``, then raises."""
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        async for item in stream:
+            if item == bad:
+                raise QuotaExceeded('streamer', item)
+            await stream.send(item)
+
+
+@ts.context
+async def nested_context(ctx: ts.Context, n: int) -> int:
+    """Opens a context of its own in a child actor (a producer of ``n``) and
+    relays the child's stream to its caller; returns the child's result."""
+    async with ts.open_nursery() as an:
+        portal = await an.start_actor('grandchild', enable_modules=['api_targets'])
+        async with portal.open_context(producer, n=n) as (inner, first):
+            await ctx.started(first)
+            async with inner.open_stream() as inner_stream, ctx.open_stream() as stream:
+                async for item in inner_stream:
+                    await stream.send(item * 10)
+        result = await inner.wait_for_result()
+        await portal.cancel_actor()
+    return result
+
+
+@ts.context
+async def ticker(ctx: ts.Context, n: int) -> None:
+    """Waits for ``'go'`` on the stream, then sends ``0..n-1`` and closes."""
+    await ctx.started(n)
+    async with ctx.open_stream() as stream:
+        assert await stream.receive() == 'go'
+        for i in range(n):
+            await stream.send(i)

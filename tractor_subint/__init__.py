@@ -20,9 +20,13 @@ __all__ = [
     'ActorCancelled',
     'ActorFailure',
     'ActorNursery',
+    'BroadcastReceiver',
+    'Context',
+    'ContextCancelled',
     'ForkserverError',
     'FrameTooLarge',
     'MsgStream',
+    'MsgTypeError',
     'Portal',
     'ProtocolError',
     'RemoteActorError',
@@ -33,6 +37,7 @@ __all__ = [
     'TractorSubintError',
     'UnguardedMainError',
     'ValueDecodeError',
+    'context',
     'current_actor',
     'current_start_method',
     'open_nursery',
@@ -44,13 +49,18 @@ if TYPE_CHECKING:
     from .runtime import ActorCancelled as ActorCancelled
     from .runtime import ActorFailure as ActorFailure
     from .runtime import ActorNursery as ActorNursery
+    from .runtime import BroadcastReceiver as BroadcastReceiver
+    from .runtime import Context as Context
+    from .runtime import ContextCancelled as ContextCancelled
     from .runtime import FrameTooLarge as FrameTooLarge
     from .runtime import MsgStream as MsgStream
+    from .runtime import MsgTypeError as MsgTypeError
     from .runtime import Portal as Portal
     from .runtime import RemoteActorError as RemoteActorError
     from .runtime import StreamOverrun as StreamOverrun
     from .runtime import UnguardedMainError as UnguardedMainError
     from .runtime import ValueDecodeError as ValueDecodeError
+    from .runtime import context as context
     from .runtime import current_actor as current_actor
     from .runtime import open_nursery as open_nursery
     from .spawn import SpawnMethodKey as SpawnMethodKey
@@ -62,9 +72,10 @@ if TYPE_CHECKING:
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '.runtime': (
-        'Actor', 'ActorCancelled', 'ActorFailure', 'ActorNursery', 'FrameTooLarge', 'MsgStream',
-        'Portal', 'RemoteActorError', 'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError',
-        'current_actor', 'open_nursery',
+        'Actor', 'ActorCancelled', 'ActorFailure', 'ActorNursery', 'BroadcastReceiver', 'Context',
+        'ContextCancelled', 'FrameTooLarge', 'MsgStream', 'MsgTypeError', 'Portal', 'RemoteActorError',
+        'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError', 'context', 'current_actor',
+        'open_nursery',
     ),
     '.spawn': (
         'SpawnMethodKey', 'SubintExecError', 'SubinterpretersAliveError', 'current_start_method',

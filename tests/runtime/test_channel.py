@@ -26,8 +26,10 @@ from tractor_subint.runtime._msgs import (
     Credit,
     ErrorInfo,
     Failed,
+    OpenContext,
     Ready,
     Return,
+    Started,
     StreamEnd,
     Yield,
     from_wire,
@@ -148,6 +150,11 @@ _EVERY_MESSAGE = [
     Yield(3, 'item'),
     StreamEnd(3),
     Failed(5, ErrorInfo('E', 'm', 'tb', ('a', '1'), 'S', ('b', '2'))),
+    Failed(6, ErrorInfo(
+        'm.E', 'm', 'tb', ('a', '1'), 'S', ('b', '2'), ('m', 1), {'k': [1]}, ('c', '3'),
+    )),
+    OpenContext(7, 'mod', 'fn', {'x': 1}, ('root', 'f' * 32), 64),
+    Started(7, {'first': [1, 2]}),
 ]
 
 

@@ -27,14 +27,19 @@ __all__ = [
     'ActorCancelled',
     'ActorFailure',
     'ActorNursery',
+    'BroadcastReceiver',
+    'Context',
+    'ContextCancelled',
     'FrameTooLarge',
     'MsgStream',
+    'MsgTypeError',
     'PendingCall',
     'Portal',
     'RemoteActorError',
     'StreamOverrun',
     'UnguardedMainError',
     'ValueDecodeError',
+    'context',
     'current_actor',
     'open_nursery',
 ]
@@ -46,15 +51,20 @@ if TYPE_CHECKING:
     from ._child import CANCEL_ACK_TIMEOUT as CANCEL_ACK_TIMEOUT
     from ._child import CANCEL_EXIT_TIMEOUT as CANCEL_EXIT_TIMEOUT
     from ._child import TERMINATE_TIMEOUT as TERMINATE_TIMEOUT
+    from ._context import Context as Context
+    from ._context import context as context
     from ._errors import ActorCancelled as ActorCancelled
     from ._errors import ActorFailure as ActorFailure
+    from ._errors import ContextCancelled as ContextCancelled
+    from ._errors import MsgTypeError as MsgTypeError
     from ._errors import RemoteActorError as RemoteActorError
     from ._errors import StreamOverrun as StreamOverrun
     from ._errors import ValueDecodeError as ValueDecodeError
-    from ._portal import MsgStream as MsgStream
     from ._portal import PendingCall as PendingCall
     from ._portal import Portal as Portal
     from ._state import current_actor as current_actor
+    from ._streaming import BroadcastReceiver as BroadcastReceiver
+    from ._streaming import MsgStream as MsgStream
     from ._supervise import ActorNursery as ActorNursery
     from ._supervise import open_nursery as open_nursery
     from ._targets import UnguardedMainError as UnguardedMainError
@@ -63,9 +73,14 @@ __getattr__, __dir__ = lazy_module(__name__, {
     '._actor': ('Actor',),
     '._channel': ('MAX_FRAME', 'FrameTooLarge'),
     '._child': ('CANCEL_ACK_TIMEOUT', 'CANCEL_EXIT_TIMEOUT', 'TERMINATE_TIMEOUT'),
-    '._errors': ('ActorCancelled', 'ActorFailure', 'RemoteActorError', 'StreamOverrun', 'ValueDecodeError'),
-    '._portal': ('MsgStream', 'PendingCall', 'Portal'),
+    '._context': ('Context', 'context'),
+    '._errors': (
+        'ActorCancelled', 'ActorFailure', 'ContextCancelled', 'MsgTypeError', 'RemoteActorError',
+        'StreamOverrun', 'ValueDecodeError',
+    ),
+    '._portal': ('PendingCall', 'Portal'),
     '._state': ('current_actor',),
+    '._streaming': ('BroadcastReceiver', 'MsgStream'),
     '._supervise': ('ActorNursery', 'open_nursery'),
     '._targets': ('UnguardedMainError',),
 })

@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import os
 import uuid
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager
 
 import trio
 
@@ -20,13 +21,29 @@ from ..spawn import SpawnTree, cancel_on_forwarded_signal, current_tree, describ
 from ._bootspec import BootSpec, Uid
 from ._channel import Channel
 from ._codec import UndecodableValue
-from ._errors import ValueDecodeError, box_error
-from ._msgs import Call, CancelAck, CancelActor, CancelCall, Credit, Failed, Return, StreamEnd, Yield
-from ._targets import check_resolved, resolve
+from ._context import Context, require_context_function
+from ._errors import ValueDecodeError, box_error, context_cancelled_info
+from ._msgs import (
+    Call,
+    CancelAck,
+    CancelActor,
+    CancelCall,
+    Credit,
+    Failed,
+    OpenContext,
+    Return,
+    StreamEnd,
+    Yield,
+)
+from ._streaming import SendCredit
+from ._targets import check_resolved, check_target, resolve
 
 log = get_logger('runtime')
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+CONTEXT_STOP_NOTICE = 0.2
+"""Seconds a context task of a stopping actor spends telling its caller."""
 
 
 def _is_cancellation(exc: BaseException) -> bool:
@@ -42,25 +59,6 @@ class ChannelLost(TractorSubintError, RuntimeError):
     it cannot answer its parent any more, so it ends."""
 
 
-class _StreamCredit:
-    """How many more items a stream may send before the parent's next
-    :class:`Credit`: the producer waits at zero (flow control)."""
-
-    def __init__(self, window: int) -> None:
-        self.available = window
-        self._granted = trio.Event()
-
-    async def take(self) -> None:
-        while self.available <= 0:
-            await self._granted.wait()
-            self._granted = trio.Event()
-        self.available -= 1
-
-    def grant(self, n: int) -> None:
-        self.available += n
-        self._granted.set()
-
-
 class Actor:
     """One actor of the tree. :func:`current_actor` returns the running one."""
 
@@ -70,7 +68,10 @@ class Actor:
         self.spec = spec
         self._owned_tree: SpawnTree | None = None
         self._calls: dict[int, trio.CancelScope] = {}
-        self._credits: dict[int, _StreamCredit] = {}
+        self._credits: dict[int, SendCredit] = {}
+        self._contexts: dict[int, Context] = {}
+        self._stopped_by: Channel | None = None
+        """The channel whose peer asked this actor to stop, if one did."""
         self.open_nurseries = 0
         """Actor nurseries open in this actor (the root actor ends with the last)."""
         self.cancel_reason: str | None = None
@@ -159,15 +160,18 @@ class Actor:
                     break
                 if isinstance(msg, Call):
                     rpc.start_soon(self._run_call, chan, msg, name=f'rpc:{msg.qualname}')
-                elif isinstance(msg, Credit):
-                    credit = self._credits.get(msg.cid)
-                    if credit is not None:
-                        credit.grant(msg.n)
-                elif isinstance(msg, CancelCall):
-                    scope = self._calls.get(msg.cid)
-                    if scope is not None:
-                        scope.cancel()
+                elif isinstance(msg, OpenContext):
+                    ctx = Context(
+                        side='child', channel=chan, own_uid=self.uid, peer_uid=msg.caller_uid,
+                        task=f'{msg.module}.{msg.qualname}', window=msg.window,
+                    )
+                    ctx.cid = msg.cid
+                    self._contexts[msg.cid] = ctx
+                    rpc.start_soon(self._run_context, chan, msg, ctx, name=f'ctx:{msg.qualname}')
+                elif isinstance(msg, (Credit, CancelCall, Yield, StreamEnd)):
+                    self._route(msg)
                 elif isinstance(msg, CancelActor):
+                    self._stopped_by = chan
                     try:
                         await chan.send(CancelAck())
                     except _GONE:
@@ -180,10 +184,31 @@ class Actor:
             return f'the parent broke the protocol ({exc})'
         return 'parent hung up'
 
+    def _route(self, msg: Credit | CancelCall | Yield | StreamEnd) -> None:
+        """A message about a running call or context, to where it belongs."""
+        ctx = self._contexts.get(msg.cid)
+        if ctx is not None:
+            ctx.deliver(msg)
+        elif isinstance(msg, Credit):
+            credit = self._credits.get(msg.cid)
+            if credit is not None:
+                credit.grant(msg.n)
+        elif isinstance(msg, CancelCall):
+            scope = self._calls.get(msg.cid)
+            if scope is not None:
+                scope.cancel()
+
     async def _refuse_undecodable(self, chan: Channel, exc: UndecodableValue) -> None:
         """A call whose arguments do not decode here fails alone (the frame
-        was read whole: the channel is in step)."""
-        if exc.kind != 'Call':
+        was read whole: the channel is in step); so does a context's stream
+        item (its next read raises)."""
+        if exc.kind == 'Yield' and exc.cid in self._contexts:
+            self._contexts[exc.cid].fail(ValueDecodeError(
+                f'a stream item sent to actor {self.name!r} cannot be decoded here: '
+                f'{type(exc.cause).__name__}: {exc.cause}'
+            ), exc.kind)
+            return
+        if exc.kind not in ('Call', 'OpenContext'):
             raise ProtocolError(f'the parent sent a {exc.kind}, which only an actor sends')
         error = ValueDecodeError(
             f'the arguments of this call cannot be decoded in actor {self.name!r}: '
@@ -196,27 +221,79 @@ class Actor:
         with trio.CancelScope() as scope:
             self._calls[msg.cid] = scope
             try:
-                fn = resolve(self.spec, msg.module, msg.qualname)
-                check_resolved(fn, f'{msg.module}.{msg.qualname}', stream=msg.stream)
-                if msg.stream:
-                    await self._stream_results(chan, msg, fn)
-                else:
-                    result = fn(**msg.kwargs)
-                    if inspect.isawaitable(result):
-                        result = await result
-                    await chan.send(Return(msg.cid, result))
-            except _GONE as exc:
-                self._lose_channel(exc)
-            except Exception as exc:
-                await self._send_failure(chan, msg.cid, exc)
-            except BaseException as exc:
-                if _is_cancellation(exc):
-                    raise
-                await self._end_by(chan, msg, exc)
+                async with self._answering(chan, msg):
+                    fn = resolve(self.spec, msg.module, msg.qualname)
+                    check_resolved(fn, f'{msg.module}.{msg.qualname}', stream=msg.stream)
+                    if msg.stream:
+                        await self._stream_results(chan, msg, fn)
+                    else:
+                        result = fn(**msg.kwargs)
+                        if inspect.isawaitable(result):
+                            result = await result
+                        await chan.send(Return(msg.cid, result))
             finally:
                 self._calls.pop(msg.cid, None)
 
-    async def _end_by(self, chan: Channel, msg: Call, exc: BaseException) -> None:
+    async def _run_context(self, chan: Channel, msg: OpenContext, ctx: Context) -> None:
+        """Run the ``@context`` function of ``msg`` linked to its caller: its
+        result or error goes back as the context's last message; cancelled
+        on request, it answers ``ContextCancelled`` (naming who asked)."""
+        assert self.spec is not None
+
+        async def tell_caller_we_stop() -> None:
+            canceller = ctx.peer_uid if self._stopped_by is chan else self.uid
+            with trio.move_on_after(CONTEXT_STOP_NOTICE, shield=True):
+                try:
+                    await chan.send(Failed(msg.cid, context_cancelled_info(self.uid, ctx.task, canceller)))
+                except (*_GONE, OSError):
+                    pass
+
+        try:
+            async with self._answering(chan, msg, on_stop=tell_caller_we_stop):
+                fn = resolve(self.spec, msg.module, msg.qualname)
+                check_target(fn, stream=False)
+                meta = require_context_function(fn, ctx.task)
+                ctx.pld_spec = meta.pld_spec
+                kwargs = dict(msg.kwargs)
+                kwargs[meta.ctx_param] = ctx
+                with ctx._scope:
+                    result = await fn(**kwargs)  # type: ignore[misc]
+                if ctx._scope.cancelled_caught:
+                    canceller = ctx._cancel_requester or self.uid
+                    await chan.send(Failed(msg.cid, context_cancelled_info(self.uid, ctx.task, canceller)))
+                    return
+                if not ctx._started_sent:
+                    raise RuntimeError(
+                        f'{ctx.task} returned before it called ctx.started(): a @context function '
+                        f'must call it first (its caller waits for it)'
+                    )
+                await chan.send(Return(msg.cid, result))
+        finally:
+            self._contexts.pop(msg.cid, None)
+
+    @asynccontextmanager
+    async def _answering(
+        self, chan: Channel, msg: Call | OpenContext,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[None]:
+        """Around a call's task: an ``Exception`` is its answer; a lost
+        channel ends the actor; a ``BaseException`` ends it after answering;
+        trio's cancellation (this actor stopping) goes on, after ``on_stop``."""
+        try:
+            yield
+        except _GONE as exc:
+            self._lose_channel(exc)
+        except Exception as exc:
+            await self._send_failure(chan, msg.cid, exc)
+        except BaseException as exc:
+            if not _is_cancellation(exc):
+                await self._end_by(chan, msg, exc)
+                return
+            if on_stop is not None:
+                await on_stop()
+            raise
+
+    async def _end_by(self, chan: Channel, msg: Call | OpenContext, exc: BaseException) -> None:
         """A call raised a ``BaseException`` that is not an ``Exception``
         (``SystemExit``, ``KeyboardInterrupt``, ...): as in a process, it
         ends this actor. The caller hears it first, as the call's error, and
@@ -268,7 +345,7 @@ class Actor:
                 f'{msg.module}.{msg.qualname} is not an async generator function: '
                 f'open_stream_from() needs one'
             )
-        credit = _StreamCredit(msg.window) if msg.window > 0 else None
+        credit = SendCredit(msg.window) if msg.window > 0 else None
         if credit is not None:
             self._credits[msg.cid] = credit
         try:

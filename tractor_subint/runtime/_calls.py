@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Protocol
 
 import trio
 
@@ -31,79 +32,115 @@ Reply = Msg | Overrun | LocalFailure
 _FINAL_REPLIES = (Return, Failed, StreamEnd)
 
 
-class Calls:
-    """Routes a child's replies to the calls waiting for them, by call id.
+class Sink(Protocol):
+    """Where the replies of one call go: :class:`Calls` hands each one over
+    as it arrives (synchronously, from the channel's receive loop)."""
 
-    The child's receive loop (run by its supervisor) hands every reply to
-    :meth:`deliver`; when the channel ends, :meth:`close` ends every pending
-    call's reply stream at once: nothing waits on a dead actor.
+    def deliver(self, msg: Msg) -> None:
+        """A message tagged with this call's id arrived."""
+
+    def fail(self, error: Exception, kind: str) -> None:
+        """A ``kind`` message (``'Return'``, ``'Yield'``, ...) for this call
+        arrived but is unusable here."""
+
+    def close(self) -> None:
+        """The channel ended: nothing more will arrive."""
+
+
+class _ReplyQueue:
+    """The sink of a plain call or a one-way stream: its replies queue up for
+    the one task reading them. With ``limit``, a reply that finds ``limit``
+    unread ones ahead of it is replaced by an :class:`Overrun`, and later
+    ones are dropped (the stream is over)."""
+
+    def __init__(self, send: trio.MemorySendChannel[Reply], limit: int | None) -> None:
+        self._send = send
+        self._limit = limit
+
+    def deliver(self, msg: Msg) -> None:
+        limit = self._limit
+        if limit is not None and self._send.statistics().current_buffer_used >= limit:
+            _put(self._send, Overrun(limit))
+            self._send.close()  # nothing after the overrun is kept
+        else:
+            _put(self._send, msg)
+
+    def fail(self, error: Exception, kind: str) -> None:
+        _put(self._send, LocalFailure(error))
+
+    def close(self) -> None:
+        self._send.close()
+
+
+class Calls:
+    """Routes a channel's replies to the calls waiting for them, by call id.
+
+    The channel's receive loop (a child's supervisor runs it) hands every
+    reply to :meth:`deliver`; when the channel ends, :meth:`close` ends every
+    pending call at once: nothing waits on a dead actor.
     """
 
     def __init__(self) -> None:
         self._cids = itertools.count(1)
-        self._waiters: dict[int, trio.MemorySendChannel[Reply]] = {}
-        self._limits: dict[int, int] = {}
-        self._unanswered: dict[int, str] = {}
-        """What each call sent and not yet finally answered calls, even one
-        its caller gave up on: what the actor may still be busy with."""
+        self._sinks: dict[int, Sink] = {}
+        self._unanswered: dict[int, tuple[str, tuple[type[Msg], ...]]] = {}
+        """What each call sent and not yet finally answered calls (and which
+        replies are final for it), even one its caller gave up on: what the
+        actor may still be busy with."""
         self.closed = trio.Event()
-        """Set once the child's channel has ended."""
+        """Set once the channel has ended."""
 
     def open(
         self, *, limit: int | None = None, label: str = '',
     ) -> tuple[int, trio.MemoryReceiveChannel[Reply]]:
-        """A new call id and the stream its replies will arrive on. With
-        ``limit``, a reply that finds ``limit`` unread ones ahead of it is
-        replaced by an :class:`Overrun`, and the call's later replies are
-        dropped (the stream is over). ``label`` names the call (its
-        function) until its final answer arrives (:meth:`unanswered`)."""
+        """A new call id and the stream its replies will arrive on (``limit``:
+        see :class:`_ReplyQueue`). ``label`` names the call (its function)
+        until its final answer arrives (:meth:`unanswered`)."""
+        send, replies = trio.open_memory_channel[Reply](math.inf)
+        return self.attach(_ReplyQueue(send, limit), label=label), replies
+
+    def attach(
+        self, sink: Sink, *, label: str = '', finals: tuple[type[Msg], ...] = _FINAL_REPLIES,
+    ) -> int:
+        """A new call id whose replies go to ``sink`` (closed at once if the
+        channel has already ended); ``finals`` are the replies that end it."""
         cid = next(self._cids)
         if label:
-            self._unanswered[cid] = label
-        send, replies = trio.open_memory_channel[Reply](math.inf)
-        self._waiters[cid] = send
-        if limit is not None:
-            self._limits[cid] = limit
+            self._unanswered[cid] = (label, finals)
+        self._sinks[cid] = sink
         if self.closed.is_set():
-            send.close()
-        return cid, replies
+            sink.close()
+        return cid
 
     def forget(self, cid: int) -> None:
         """The caller is done with ``cid``: drop replies that still come."""
-        send = self._waiters.pop(cid, None)
-        self._limits.pop(cid, None)
-        if send is not None:
-            send.close()
+        sink = self._sinks.pop(cid, None)
+        if sink is not None:
+            sink.close()
 
     def unanswered(self) -> list[str]:
         """The labels of the calls sent and not finally answered."""
-        return list(self._unanswered.values())
+        return [label for label, _ in self._unanswered.values()]
 
     def deliver(self, msg: Msg) -> None:
         cid = getattr(msg, 'cid', -1)
-        if isinstance(msg, _FINAL_REPLIES):
-            self._unanswered.pop(cid, None)
-        waiter = self._waiters.get(cid)
-        if waiter is None:
-            return
-        limit = self._limits.get(cid)
-        if limit is not None and waiter.statistics().current_buffer_used >= limit:
-            del self._waiters[cid]  # nothing after the overrun is kept
-            _put(waiter, Overrun(limit))
-            waiter.close()
-        else:
-            _put(waiter, msg)
+        pending = self._unanswered.get(cid)
+        if pending is not None and isinstance(msg, pending[1]):
+            del self._unanswered[cid]
+        sink = self._sinks.get(cid)
+        if sink is not None:
+            sink.deliver(msg)
 
-    def fail(self, cid: int, error: Exception) -> None:
-        """Call ``cid`` raises ``error`` (its reply was unusable here)."""
-        waiter = self._waiters.get(cid)
-        if waiter is not None:
-            _put(waiter, LocalFailure(error))
+    def fail(self, cid: int, error: Exception, kind: str = 'Return') -> None:
+        """Call ``cid`` raises ``error``: its ``kind`` reply was unusable here."""
+        sink = self._sinks.get(cid)
+        if sink is not None:
+            sink.fail(error, kind)
 
     def close(self) -> None:
         self.closed.set()
-        for waiter in self._waiters.values():
-            waiter.close()
+        for sink in self._sinks.values():
+            sink.close()
 
 
 def _put(waiter: trio.MemorySendChannel[Reply], reply: Reply) -> None:

@@ -225,12 +225,12 @@ class ChildActor:
                 try:
                     msg = await self.channel.recv()
                 except UndecodableValue as exc:
-                    if exc.kind == 'Call':
-                        raise ProtocolError('it sent a Call, which only a parent sends') from exc
+                    if exc.kind in ('Call', 'OpenContext'):
+                        raise ProtocolError(f'it sent a {exc.kind}, which only a parent sends') from exc
                     self.calls.fail(exc.cid, ValueDecodeError(
                         f'actor {self.name!r} sent a {exc.kind} value that cannot be decoded '
                         f'here: {type(exc.cause).__name__}: {exc.cause}'
-                    ))
+                    ), exc.kind)
                     continue
                 except trio.EndOfChannel:
                     break

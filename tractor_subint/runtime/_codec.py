@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol, cast
 
 from .._exceptions import TractorSubintError
-from ._msgs import CALL_TAG, RETURN_TAG, YIELD_TAG, Msg, from_wire, to_wire
+from ._msgs import CALL_TAG, OPEN_CONTEXT_TAG, RETURN_TAG, STARTED_TAG, YIELD_TAG, Msg, from_wire, to_wire
 
 # Imported up front wherever it loads, as before the codec became optional:
 # a process that first imports an extension module on one thread while
@@ -175,8 +175,11 @@ _MARSHAL_VERSION = 2
 reference), so a reply's first items always have one layout."""
 
 _UINT_FORMATS = {0xCC: '>B', 0xCD: '>H', 0xCE: '>I', 0xCF: '>Q'}
-_REPLY_KINDS = {RETURN_TAG: 'Return', YIELD_TAG: 'Yield', CALL_TAG: 'Call'}
-_WIRE_LENGTHS = {RETURN_TAG: 3, YIELD_TAG: 3, CALL_TAG: 7}
+_REPLY_KINDS = {
+    RETURN_TAG: 'Return', YIELD_TAG: 'Yield', CALL_TAG: 'Call',
+    OPEN_CONTEXT_TAG: 'OpenContext', STARTED_TAG: 'Started',
+}
+_WIRE_LENGTHS = {RETURN_TAG: 3, YIELD_TAG: 3, CALL_TAG: 7, OPEN_CONTEXT_TAG: 7, STARTED_TAG: 3}
 """How many items each kind's wire list has (its tag included)."""
 
 

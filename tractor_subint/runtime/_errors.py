@@ -119,7 +119,7 @@ class RemoteActorError(TractorSubintError):
         does. This error itself when that type cannot be loaded or rebuilt
         here."""
         cls = self.src_type
-        if cls is None:
+        if cls is None or issubclass(cls, RemoteActorError):
             return self
         args = self.info.args if self.info.args is not None else (self.info.message,)
         try:
@@ -175,11 +175,54 @@ class RemoteActorError(TractorSubintError):
             origin = f' (originally {info.src_type_name} in actor {_uid_text(info.src_uid)})'
         body = '\n'.join('  | ' + line for line in info.traceback.rstrip().splitlines())
         headline = f'{info.type_name}: {info.message}' if info.message else info.type_name
-        return (
-            f'{headline}\n'
-            f'raised in actor {_uid_text(info.actor_uid)}{origin}\n'
-            f'remote traceback:\n{body}'
-        )
+        text = f'{headline}\nraised in actor {_uid_text(info.actor_uid)}{origin}'
+        return f'{text}\nremote traceback:\n{body}' if body else text
+
+
+class ContextCancelled(RemoteActorError):
+    """A context's remote task was cancelled on request, not by an error of
+    its own; :attr:`canceller` is the actor that asked.
+
+    The side that asked (``ctx.cancel()``, or an error in its own block) does
+    not see this raised: to it the cancellation is an acknowledged request,
+    and ``ctx.wait_for_result()`` returns this error instead. A context
+    cancelled by anyone else (the callee itself, a third actor, the callee's
+    actor being cancelled) raises it.
+    """
+
+    __module__ = PUBLIC_MODULE
+
+    @property
+    def canceller(self) -> Uid | None:
+        return self.info.canceller
+
+
+def remote_error(info: ErrorInfo) -> RemoteActorError:
+    """The error to raise for a boxed ``info``: a :class:`ContextCancelled`
+    when it says who cancelled, else a :class:`RemoteActorError`."""
+    if info.canceller is not None:
+        return ContextCancelled(info)
+    return RemoteActorError(info)
+
+
+def context_cancelled_info(actor_uid: Uid, task: str, canceller: Uid) -> ErrorInfo:
+    """The box a callee sends when its context task ``task`` was cancelled
+    on ``canceller``'s request."""
+    who = 'itself' if canceller == actor_uid else f'actor {_uid_text(canceller)}'
+    message = f'{task} was cancelled by {who}'
+    return ErrorInfo(
+        type_name=qualified_type_name(ContextCancelled), message=message, traceback='',
+        src_uid=actor_uid, src_type_name=qualified_type_name(ContextCancelled),
+        actor_uid=actor_uid, args=(message,), canceller=canceller,
+    )
+
+
+class MsgTypeError(TractorSubintError, TypeError):
+    """A payload does not match the type it was declared to have (a
+    context's ``pld_spec``, a parameter's or result's annotation): raised
+    where it was sent, before it left, or where it arrived."""
+
+    __module__ = PUBLIC_MODULE
 
 
 class ActorFailure(TractorSubintError):

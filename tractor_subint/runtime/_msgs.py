@@ -1,10 +1,12 @@
 """The messages actors exchange: frozen dataclasses, stdlib only.
 
-Parent -> child: :class:`Call`, :class:`Credit`, :class:`CancelCall`,
-:class:`CancelActor`.
+Parent -> child: :class:`Call`, :class:`OpenContext`, :class:`Credit`,
+:class:`CancelCall`, :class:`CancelActor`.
 Child -> parent: :class:`Ready` or :class:`BootFailed` (once, first), then
-:class:`Return`, :class:`Yield`, :class:`StreamEnd`, :class:`Failed` (each
-tagged with the ``cid`` of the call it answers) and :class:`CancelAck`.
+:class:`Return`, :class:`Yield`, :class:`StreamEnd`, :class:`Failed`,
+:class:`Started` (each tagged with the ``cid`` of the call it answers) and
+:class:`CancelAck`. A context (:class:`OpenContext`) is two-way: both sides
+send its :class:`Yield`, :class:`Credit` and :class:`StreamEnd`.
 
 Plain dataclasses, so that the runtime loads where msgspec cannot (an
 isolated subinterpreter refuses it). On the wire a message is a list: its
@@ -117,14 +119,46 @@ class Failed:
     error: ErrorInfo
 
 
+@dataclass(frozen=True, slots=True)
+class OpenContext:
+    """Start the context function ``module.qualname(ctx, **kwargs)``: a task
+    linked to the caller's (``caller_uid``) until either side ends it.
+
+    The context's messages, in both directions, carry its ``cid``: the
+    callee answers :class:`Started` once, then :class:`Return` or
+    :class:`Failed` last; in between both sides may send :class:`Yield`
+    (stream items), :class:`Credit` (flow control: each side starts with
+    ``window`` credit for the other's items, and grants more as it reads)
+    and :class:`StreamEnd` (this side closed its stream). The caller sends
+    :class:`CancelCall` to cancel the callee's task, which then answers
+    :class:`Failed` with ``canceller`` set (a ``ContextCancelled``).
+    """
+
+    cid: int
+    module: str
+    qualname: str
+    kwargs: dict[str, Any]
+    caller_uid: Uid
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The callee's ``ctx.started(value)``: the caller's ``open_context()``
+    enters with ``value``."""
+
+    cid: int
+    value: Any
+
+
 Msg = (
     Ready | BootFailed | Call | Credit | CancelCall | CancelActor | CancelAck
-    | Return | Yield | StreamEnd | Failed
+    | Return | Yield | StreamEnd | Failed | OpenContext | Started
 )
 
 MESSAGE_TYPES: tuple[type[Msg], ...] = (
     Ready, BootFailed, Call, Credit, CancelCall, CancelActor, CancelAck,
-    Return, Yield, StreamEnd, Failed,
+    Return, Yield, StreamEnd, Failed, OpenContext, Started,
 )
 """The wire tag of a message is its type's index here: append, never reorder."""
 
@@ -132,6 +166,8 @@ _TAGS: dict[type[Msg], int] = {cls: tag for tag, cls in enumerate(MESSAGE_TYPES)
 CALL_TAG = _TAGS[Call]
 RETURN_TAG = _TAGS[Return]
 YIELD_TAG = _TAGS[Yield]
+OPEN_CONTEXT_TAG = _TAGS[OpenContext]
+STARTED_TAG = _TAGS[Started]
 
 
 def _uid(value: Sequence[str]) -> Uid:
@@ -175,8 +211,17 @@ def _call(cid: int, module: str, qualname: str, kwargs: Any, stream: bool, windo
     return Call(cid, module, qualname, kwargs, stream, window)
 
 
+def _open_context(
+    cid: int, module: str, qualname: str, kwargs: Any, caller_uid: Sequence[str], window: int,
+) -> OpenContext:
+    if not isinstance(kwargs, dict):
+        raise TypeError(f'OpenContext kwargs must be a dict, not {type(kwargs).__name__}')
+    return OpenContext(cid, module, qualname, kwargs, _uid(caller_uid), window)
+
+
 _SPECIAL_BUILDERS: dict[type[Msg], Callable[..., Msg]] = {
     Ready: _ready, BootFailed: _boot_failed, Failed: _failed, Call: _call,
+    OpenContext: _open_context,
 }
 _BUILDERS: tuple[Callable[..., Msg], ...] = tuple(
     _SPECIAL_BUILDERS.get(cls, cls) for cls in MESSAGE_TYPES

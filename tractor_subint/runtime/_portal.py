@@ -19,14 +19,14 @@ from ..spawn import ChildExitStatus
 from ._bootspec import Uid
 from ._calls import Calls, LocalFailure, Overrun, Reply
 from ._channel import Channel
-from ._errors import ActorCancelled, ActorFailure, RemoteActorError, StreamOverrun
-from ._msgs import Call, CancelCall, Credit, Failed, Return, StreamEnd, Yield
+from ._context import Context, require_context_function
+from ._errors import ActorCancelled, ActorFailure, StreamOverrun, remote_error
+from ._msgs import Call, CancelCall, Credit, Failed, OpenContext, Return, StreamEnd, Yield
+from ._state import current_actor
+from ._streaming import DEFAULT_STREAM_BUFFER, CreditBatcher, MsgStream
 from ._targets import check_target, func_ref
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
-
-DEFAULT_STREAM_BUFFER = 64
-"""Stream items that may wait unread in the parent (``max_buffer``)."""
 
 OverrunPolicy = Literal['wait', 'raise']
 
@@ -162,12 +162,54 @@ class Portal:
         window = max_buffer if on_overrun == 'wait' else 0
         limit = None if on_overrun == 'wait' else max_buffer
         async with self._open_stream_call(fn, kwargs, window=window, limit=limit) as (cid, replies):
-            stream = MsgStream(self, cid, replies, window=window)
+            source = _GeneratorStream(self, cid, replies, window=window)
             try:
-                yield stream
+                yield MsgStream(source)
             finally:
-                if not stream.finished:
+                if not source.finished:
                     await self._cancel_remote(cid)
+
+    @asynccontextmanager
+    async def open_context(
+        self, fn: Callable[..., object], **kwargs: Any,
+    ) -> AsyncIterator[tuple[Context, Any]]:
+        """Start the ``@context`` function ``fn(ctx, **kwargs)`` in the actor
+        and enter once it has called ``ctx.started(first)``, with
+        ``(ctx, first)``: the two tasks are now linked (see ``Context``).
+
+        An error in the remote task ends this block and is raised here; an
+        error in this block (or its cancellation) cancels the remote task.
+        The block's end waits for the remote task's result
+        (``ctx.wait_for_result()``).
+        """
+        self._check_loop()
+        check_target(fn, stream=False)
+        module, qualname = func_ref(fn)
+        task = f'{module}.{qualname}'
+        meta = require_context_function(fn, task)
+        ctx = Context(
+            side='parent', channel=self.channel, own_uid=current_actor().uid, peer_uid=self.uid,
+            task=task, window=DEFAULT_STREAM_BUFFER, portal=self, pld_spec=meta.pld_spec,
+        )
+        ctx.cid = self._calls.attach(ctx)
+        try:
+            await self._send_call(
+                OpenContext(ctx.cid, module, qualname, kwargs, ctx.own_uid, DEFAULT_STREAM_BUFFER)
+            )
+            try:
+                first = await ctx._wait_started()
+            except BaseException:
+                await ctx._abandon()
+                raise
+            try:
+                with ctx._scope:
+                    yield ctx, first
+            except BaseException:
+                await ctx._abandon()
+                raise
+            await ctx.wait_for_result()
+        finally:
+            self._calls.forget(ctx.cid)
 
     async def cancel_actor(self) -> bool:
         """Cancel the actor: ask it to stop, then terminate and kill it if it
@@ -228,7 +270,7 @@ class Portal:
         except trio.EndOfChannel:
             raise await self._gone_error() from None
 
-    async def _send_call(self, call: Call) -> None:
+    async def _send_call(self, call: Call | OpenContext) -> None:
         by = self._child.cancelled_by
         if by is not None:
             raise ActorCancelled(self.name, by, self._child.exit_status)
@@ -291,8 +333,9 @@ class PendingCall:
             self._portal._calls.forget(self._cid)
 
 
-class MsgStream:
-    """The receiving end of :meth:`Portal.open_stream_from`."""
+class _GeneratorStream:
+    """The source of an :meth:`Portal.open_stream_from` stream: what the
+    remote async generator yields, arriving on its call's replies."""
 
     def __init__(
         self, portal: Portal, cid: int, replies: trio.MemoryReceiveChannel[Reply], *, window: int,
@@ -300,17 +343,13 @@ class MsgStream:
         self._portal = portal
         self._cid = cid
         self._replies = replies
-        self._window = window
-        self._unacknowledged = 0
+        self._reads = CreditBatcher(window) if window else None
         self.finished = False
         """Whether the remote generator is done (ended, failed, or gone)."""
 
-    def __aiter__(self) -> MsgStream:
-        return self
-
-    async def __anext__(self) -> Any:
+    async def receive_item(self) -> Any:
         if self.finished:
-            raise StopAsyncIteration
+            raise trio.EndOfChannel
         msg = await self._portal._next(self._replies)
         if isinstance(msg, Yield):
             await self._acknowledge()
@@ -324,19 +363,23 @@ class MsgStream:
                 f"(on_overrun='raise'); read faster, raise max_buffer, or use on_overrun='wait'"
             )
         self.finished = True
-        if isinstance(msg, StreamEnd):
-            raise StopAsyncIteration
-        _unwrap(msg)
-        raise StopAsyncIteration
+        if not isinstance(msg, StreamEnd):
+            _unwrap(msg)
+        raise trio.EndOfChannel
+
+    async def send_item(self, value: Any) -> None:
+        raise TypeError(
+            'a stream from open_stream_from() only receives: for a two-way stream, open a '
+            'context (portal.open_context()) and its ctx.open_stream()'
+        )
+
+    async def close_stream(self) -> None:
+        pass  # leaving open_stream_from() cancels the generator if it still runs
 
     async def _acknowledge(self) -> None:
-        """Flow control: give the producer credit for what was read, in
-        batches of half the window (one small message per batch)."""
-        if not self._window:
-            return
-        self._unacknowledged += 1
-        if self._unacknowledged >= max(1, self._window // 2):
-            n, self._unacknowledged = self._unacknowledged, 0
+        """Flow control: give the producer credit for what was read."""
+        n = self._reads.read_one() if self._reads is not None else 0
+        if n:
             try:
                 await self._portal.channel.send(Credit(self._cid, n))
             except _GONE:
@@ -349,5 +392,5 @@ def _unwrap(msg: Reply) -> Any:
     if isinstance(msg, LocalFailure):
         raise msg.error
     if isinstance(msg, Failed):
-        raise RemoteActorError(msg.error)
+        raise remote_error(msg.error)
     raise RuntimeError(f'unexpected reply {type(msg).__name__}')
