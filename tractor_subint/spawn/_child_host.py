@@ -3,13 +3,11 @@
 Whatever the backend (exec, fork, forkserver), a child process looks the same
 from the inside:
 
-- the main thread of the main interpreter owns SIGINT/SIGTERM and the
-  lifeline (:class:`SignalForwarder`), and forwards both to the entry as bytes
-  on ``cancel_fd``;
-- the entry, ``entry(payload, ipc_fd, cancel_fd)``, runs on a worker thread,
-  either in this main interpreter (``host='main'``) or in a fresh
-  subinterpreter (``host='subint'``), where its arguments cross the boundary
-  as plain shareable values;
+- the entry, ``entry(payload, ipc_fd, cancel_fd)``, runs either in this main
+  interpreter (``host='main'``) or in a fresh subinterpreter
+  (``host='subint'``), where its arguments cross the boundary as plain
+  shareable values;
+- SIGINT/SIGTERM and the lifeline reach the entry as bytes on ``cancel_fd``;
 - ``ipc_fd`` is a socket already connected to the parent. Its hang-up is the
   lifeline: the parent is gone, cancel, and exit within
   :data:`LIFELINE_GRACE` seconds whatever the entry is doing;
@@ -17,10 +15,16 @@ from the inside:
   (:func:`~tractor_subint.spawn._tree.inherit_tree`): its own children are
   forked by the tree's forkserver when it cannot fork itself.
 
-Why a worker thread even in the main interpreter: in a child forked from a
-non-main thread, CPython 3.13+ does not reliably run Python signal handlers
-(``ai/conc-anal/fork_child_signal_handlers.md``), and trio's own Ctrl-C
-handling depends on them. One shape for all backends keeps one boot path.
+Where the entry runs:
+
+- ``host='main'``: on the process's main thread
+  (:class:`~tractor_subint.spawn._main_thread_host.MainThreadHost`), as in a
+  ``python -m`` child, so that code which needs the main thread (a debugger
+  that owns SIGINT while its REPL has the terminal) works; a keeper thread
+  holds the lifeline.
+- ``host='subint'``: on a worker thread, inside the subinterpreter, while
+  the main thread of the main interpreter owns the signals and the lifeline
+  (:class:`SignalForwarder`): no subinterpreter ever runs signal handlers.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from functools import partial
 from typing import Any, NoReturn
 
 from ._contract import ChildSpec
+from ._main_thread_host import MainThreadHost
 from ._prelude import flush_std_streams, name_this_process
 from ._signal_forwarding import SignalForwarder
 from ._subint_host import run_subint_here
@@ -102,11 +107,14 @@ def host_entry(spec: ChildSpec, *, interp_id: int | None = None) -> int:
     os.environ.update(spec.env)
     if spec.sys_path is not None:
         sys.path[:] = spec.sys_path
+    if spec.host == 'main':
+        with MainThreadHost(lifeline_fd=spec.ipc_fd, grace=LIFELINE_GRACE) as host:
+            run_entry_here(spec.entry, spec.payload, spec.ipc_fd, host.read_fd, spec.tree)
+        return host.exit_code
     with SignalForwarder() as forwarder:
         forwarder.watch_hangup(spec.ipc_fd, grace=LIFELINE_GRACE)
-        target: Callable[[], object]
-        if spec.host == 'subint':
-            target = partial(
+        forwarder.run_in_worker_thread(
+            partial(
                 run_subint_here,
                 _SUBINT_BOOTSTRAP,
                 # A tuple of plain values: what crosses into a subinterpreter.
@@ -116,12 +124,9 @@ def host_entry(spec: ChildSpec, *, interp_id: int | None = None) -> int:
                 )},
                 interp_id=interp_id,
                 teardown=False,
-            )
-        else:
-            target = partial(
-                run_entry_here, spec.entry, spec.payload, spec.ipc_fd, forwarder.read_fd, spec.tree,
-            )
-        forwarder.run_in_worker_thread(target, thread_name=f'actor[{spec.name}]')
+            ),
+            thread_name=f'actor[{spec.name}]',
+        )
     return forwarder.exit_code
 
 

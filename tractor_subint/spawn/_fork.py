@@ -7,7 +7,8 @@ The measured rules (``ai/conc-anal/``) that shape this module:
 - ``os.fork()`` from *any* thread of a process that holds a live
   subinterpreter crashes the child (SIGABRT on 3.13, SIGSEGV on 3.14).
 - Forking from a main-interpreter worker thread while trio runs on the main
-  thread works, and the forking thread becomes the child's main thread.
+  thread works, and the forking thread becomes the child's main thread
+  (``_main_tstate``: also for CPython's signal handling).
 
 So :func:`fork_from_worker_thread` refuses the first two cases with a
 :class:`RuntimeError` and forks the third from a fresh thread that has never
@@ -28,6 +29,7 @@ from .._exceptions import PUBLIC_MODULE, TractorSubintError
 from ._child_report import REPORTS, read_report, write_report
 from ._docs import FORK_IN_SUBINT_DOC, FORK_WITH_LIVE_SUBINT_DOC
 from ._exit_status import ChildExit, ChildExitStatus, exit_code_of
+from ._main_tstate import adopt_main_tstate, locate_main_tstate
 from ._prelude import (
     ResolvedStdio,
     StdioPolicy,
@@ -150,6 +152,7 @@ def fork_with_report(
     caller owns the read end of the child's exception report pipe (see
     :func:`~tractor_subint.spawn._child_report.read_report`)."""
     refuse_unsafe_fork()
+    locate_main_tstate()
     keep = frozenset(keep_fds)
     resolved_stdio = resolve_stdio_policy(stdio)
     report_r, report_w = os.pipe()
@@ -166,6 +169,7 @@ def fork_with_report(
             outcome['error'] = exc
             return
         if pid == 0:
+            adopt_main_tstate()  # this thread is the child's main thread: signals too
             _child_main(child_target, report_w, keep, resolved_stdio)
         outcome['pid'] = pid
 
@@ -229,3 +233,6 @@ def wait_child(pid: int, *, expect_exit_ok: bool = True) -> tuple[bool, str]:
         None if report_fd is None else read_report(report_fd),
     )
     return (status.returncode == 0) == expect_exit_ok, status.describe()
+
+
+locate_main_tstate()  # on the main thread, where the search can be sure

@@ -29,11 +29,9 @@ main thread is not.
 """
 from __future__ import annotations
 
-import _interpreters
 import os
 import select
 import signal
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -43,7 +41,7 @@ from types import FrameType
 from ._contract import LIFELINE_BYTE, PARENT_GONE_EXIT
 from ._prelude import flush_std_streams
 from ._subint_host import run_subint_here
-from ._threads import ReraisingThread
+from ._threads import ReraisingThread, require_signal_thread
 
 # The host side (SignalForwarder) is imported by the forkserver process, which
 # stays trio-free: trio is imported only by the hosted side's functions, which
@@ -95,12 +93,7 @@ class SignalForwarder:
         self._lifeline_grace = grace
 
     def __enter__(self) -> SignalForwarder:
-        if (threading.current_thread() is not threading.main_thread()
-                or _interpreters.get_current() != _interpreters.get_main()):
-            raise RuntimeError(
-                'SignalForwarder must be installed on the main thread of the '
-                'main interpreter: no other thread ever runs signal handlers'
-            )
+        require_signal_thread('SignalForwarder')
         self.read_fd, self._write_fd = os.pipe()
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._write_fd, self._wake_r, self._wake_w):

@@ -41,3 +41,16 @@ def run_in_thread(fn: Callable[[], object], *, thread_name: str) -> None:
     thread = ReraisingThread(fn, name=thread_name)
     thread.start()
     thread.join_and_reraise()
+
+
+def require_signal_thread(what: str) -> None:
+    """Raise :class:`RuntimeError` unless called on the main thread of the
+    main interpreter, the only thread that runs Python signal handlers."""
+    import _interpreters
+
+    if (threading.current_thread() is not threading.main_thread()
+            or _interpreters.get_current() != _interpreters.get_main()):
+        raise RuntimeError(
+            f'{what} must be used on the main thread of the main interpreter: '
+            f'no other thread ever runs signal handlers'
+        )

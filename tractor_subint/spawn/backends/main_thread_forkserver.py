@@ -6,10 +6,12 @@ process (:func:`~tractor_subint.spawn.fork_from_worker_thread`), so it is
 cheap and inherits the parent's imports. A process that cannot fork safely
 (it holds a live subinterpreter) asks the spawn tree's forkserver instead.
 
-In the child, trio runs on a worker thread of the main interpreter while the
-main thread owns signals and the lifeline (``_child_host``): in a child forked
-from a non-main thread, CPython 3.13+ does not reliably run Python signal
-handlers, which trio's own Ctrl-C handling needs.
+In the child, the actor's trio runs on the main thread, as in a ``python -m``
+child (``_main_thread_host``): a debugger can own SIGINT and the terminal
+there. SIGINT/SIGTERM reach the actor as cancellation bytes, and a keeper
+thread holds the lifeline. The fork repairs CPython's record of the main
+thread, without which signal handlers would not run reliably in a child
+forked from a worker thread (``_main_tstate``).
 """
 from __future__ import annotations
 
