@@ -371,3 +371,44 @@ def test_another_library_s_fork_still_warns():
     # situation (and after ours) still warns, so nobody else's is hidden.
     assert _fork_warnings(lambda: fork_from_worker_thread(lambda: None)) == []
     assert len(_fork_warnings(os.fork)) == 1
+
+
+SLOW_MODULE = '''
+import os, _import_gate
+_import_gate.hold_in(PARENT)   # the parent's importing thread waits here
+VALUE = 'complete'
+'''
+
+
+@trio_parent_test(timeout=30)
+async def test_a_module_another_thread_imports_at_the_fork_imports_afresh_in_the_child(tmp_path, monkeypatch):
+    """Force the interleaving: a parent thread is inside a module's body,
+    holding its import lock, when we fork. The child's import of that
+    module must run it afresh, not wait for a thread the child lacks."""
+    import _import_gate
+
+    (tmp_path / 'slow_module_for_fork.py').write_text(SLOW_MODULE.replace('PARENT', str(os.getpid())))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importer = threading.Thread(target=__import__, args=('slow_module_for_fork',))
+    importer.start()
+    try:
+        assert _import_gate.holding.wait(10), 'the importing thread never got inside the module'
+        pipe = ChildPipe()
+
+        def child():
+            import slow_module_for_fork
+
+            send_line(pipe.write_fd, slow_module_for_fork.VALUE)
+
+        pid = await fork_child(child, keep_fds=pipe.keep_fds)
+        pipe.parent_side()
+        async with ForkedProcess(pid) as proc:
+            line = await pipe.receive_all()
+            await proc.wait()
+            assert line.strip() == 'complete', proc.exit_status.describe()
+        assert proc.returncode == 0, proc.exit_status
+        await pipe.aclose()
+    finally:
+        _import_gate.release.set()
+        importer.join()
+        sys.modules.pop('slow_module_for_fork', None)

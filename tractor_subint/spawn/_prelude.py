@@ -20,7 +20,11 @@ the child into the state a freshly exec'd interpreter would be in:
   bound to fds 0/1/2. The parent's may wrap some other fd, which the prelude
   has just closed: under pytest's capture, ``sys.stdout`` writes to a private
   temp-file fd, and a child ``print()`` would fail with EBADF
-  (``ai/conc-anal/pytest_capture_and_forked_children.md``).
+  (``ai/conc-anal/pytest_capture_and_forked_children.md``);
+- imports: a module another thread of the parent was importing at the fork
+  is forgotten (its lock and its half-run module), or the child's first
+  import of it would wait forever for a thread it does not have
+  (``ai/conc-anal/first_import_while_a_thread_forks.md``).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 STDIO_ENV_VAR = 'TRACTOR_SUBINT_CHILD_STDIO'
 
@@ -180,7 +184,36 @@ def flush_std_streams() -> None:
             pass
 
 
+def forget_imports_in_flight() -> list[str]:
+    """Forget the imports other threads had in flight at the fork; their names.
+
+    A fork copies importlib's per-module locks as they were: one held by a
+    parent thread that was running a module's body stays held in the child,
+    by a thread the child does not have, and the module sits half-run in
+    ``sys.modules``. Dropping both makes the child's next import of that
+    module run it afresh. Call in the child before anything else imports.
+    """
+    import _thread
+    from importlib import _bootstrap
+
+    me = _thread.get_ident()
+    module_locks: dict[str, Any] = _bootstrap._module_locks  # type: ignore[attr-defined]
+    forgotten = []
+    for name, ref in list(module_locks.items()):
+        lock = ref()
+        owner = getattr(lock, 'owner', None)
+        if owner is None or owner == me:
+            continue
+        del module_locks[name]
+        module = sys.modules.get(name)
+        if getattr(getattr(module, '__spec__', None), '_initializing', False):
+            del sys.modules[name]
+        forgotten.append(name)
+    return forgotten
+
+
 def run_child_prelude(*, keep_fds: Iterable[int], stdio: ResolvedStdio) -> None:
+    forget_imports_in_flight()
     release_inherited_fds(keep_fds)
     reset_signal_state()
     apply_stdio_policy(stdio)
