@@ -6,6 +6,7 @@ own suite, run under our keys, is the rest of the proof (.ci/run).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -84,16 +85,49 @@ def test_upstream_keys_still_work_and_unknown_ones_fail_as_before():
         _spawn._spawn_method = previous
 
 
-def test_debug_mode_is_not_offered_with_our_keys():
-    # Our children run trio off the main thread, where upstream's debugger
-    # cannot install its SIGINT handler.
-    assert not set(KEYS) & set(_root._DEBUG_COMPATIBLE_BACKENDS)
+def test_debug_mode_is_offered_under_main_thread_forkserver_only():
+    # Its actor's trio runs on the child's main thread, where upstream's
+    # debugger installs its SIGINT handler and reads the terminal.
+    assert 'main_thread_forkserver' in _root._DEBUG_COMPATIBLE_BACKENDS
+    assert 'subint_forkserver' not in _root._DEBUG_COMPATIBLE_BACKENDS
 
 
-def test_an_unsupported_tractor_is_refused_and_nothing_is_patched():
+@trio_parent_test(timeout=60)
+async def test_debug_mode_under_subint_forkserver_is_refused_saying_why_and_what_to_use():
+    with pytest.raises(RuntimeError) as info:
+        async with tractor.open_root_actor(debug_mode=True, start_method='subint_forkserver'):
+            pass
+    assert "not 'subint_forkserver'" in str(info.value)
+    assert 'subinterpreter on a worker thread' in str(info.value)
+    assert "use start_method='main_thread_forkserver' for debug_mode" in str(info.value)
+
+
+def test_an_unknown_shape_is_refused_naming_what_differs_and_nothing_is_patched():
+    # Half of the per-child reap protocol: neither contract.
+    probe = textwrap.dedent('''
+        from tractor.runtime._supervise import ActorNursery
+        import tractor.spawn._spawn as spawn
+        ActorNursery._register_child_reap = lambda self, uid: None
+        if hasattr(ActorNursery, '_mark_child_reaped'):
+            del ActorNursery._mark_child_reaped
+        import tractor_subint.upstream as adapter
+        try:
+            adapter.register()
+        except adapter.UnsupportedTractor as exc:
+            print('REFUSED', exc)
+        print('PATCHED', 'subint_forkserver' in spawn._methods, spawn.try_set_start_method.__module__)
+    ''')
+    out = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=60)
+    assert 'REFUSED tractor_subint supports goodboy/tractor with either spawn contract' in out.stdout, out
+    assert "'backends reap'" in out.stdout and "'per-child reap'" in out.stdout
+    assert 'differs: ActorNursery._mark_child_reaped (per-child reap)' in out.stdout
+    assert 'PATCHED False tractor.spawn._spawn' in out.stdout
+
+
+def test_a_missing_patch_point_is_refused_before_anything_is_patched():
     probe = textwrap.dedent('''
         import tractor.spawn._spawn as spawn
-        del spawn.cancel_on_completion  # a patch point this tractor lacks
+        del spawn.soft_kill
         import tractor_subint.upstream as adapter
         try:
             adapter.register()
@@ -102,21 +136,44 @@ def test_an_unsupported_tractor_is_refused_and_nothing_is_patched():
         print('PATCHED', 'subint_forkserver' in spawn._methods)
     ''')
     out = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=60)
-    assert 'REFUSED tractor_subint supports goodboy/tractor main at 3690e43a' in out.stdout, out
-    assert 'tractor.spawn._spawn.cancel_on_completion' in out.stdout
+    assert 'differs: tractor.spawn._spawn.soft_kill' in out.stdout, out
     assert 'PATCHED False' in out.stdout
 
 
-def test_the_per_child_reap_protocol_of_later_upstreams_is_refused():
-    class PerChildReaping:
-        def _register_child(self) -> None: ...
+def test_the_installed_tractor_s_spawn_contract_is_read_from_its_features():
+    from tractor.runtime._supervise import ActorNursery
 
-    class NoJoinEvent:
-        pass
+    contract = adapter.spawn_contract()
+    has_to_actor = importlib.util.find_spec('tractor.to_actor') is not None
+    assert contract.per_child_reap == has_to_actor  # #481 brought both
+    assert contract.run_in_actor == hasattr(ActorNursery, 'run_in_actor')
+    assert contract.registers_with_process == hasattr(ActorNursery, '_register_child')
 
-    for nursery in (PerChildReaping(), NoJoinEvent()):
-        with pytest.raises(adapter.UnsupportedTractor, match='3690e43a'):
-            adapter._patches.check_reap_protocol(nursery)
+
+@pytest.mark.parametrize('override', [False, True])
+def test_a_key_upstream_already_provides_stays_upstream_s_unless_overridden(override):
+    # As on PR #463's tree, which has its own main_thread_forkserver.
+    probe = textwrap.dedent(f'''
+        import warnings
+        import tractor.spawn._spawn as spawn
+        async def upstream_own_mtf(*args, **kwargs): ...
+        spawn._methods['main_thread_forkserver'] = upstream_own_mtf
+        import tractor_subint.upstream as adapter
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter('always')
+            keys = adapter.register(override={override})
+        print('KEYS', keys)
+        print('MTF', spawn._methods['main_thread_forkserver'].__name__)
+        print('WARNED', [str(w.message) for w in seen if w.category is adapter.UpstreamBackendKept])
+    ''')
+    out = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=60)
+    if override:
+        assert "MTF main_thread_forkserver_proc" in out.stdout, out
+        assert 'WARNED []' in out.stdout
+    else:
+        assert "KEYS ('subint_forkserver', 'subint_fork')" in out.stdout, out
+        assert 'MTF upstream_own_mtf' in out.stdout
+        assert "upstream tractor already provides spawn method 'main_thread_forkserver'" in out.stdout
 
 
 @pytest.mark.parametrize('key', KEYS)
@@ -128,10 +185,22 @@ async def test_an_upstream_tree_runs_on_our_backend(key):
         assert (interp != 0) == get_backend(key).hosts_subinterpreter
         ours = {p.pid: p for p in descendants()}
         assert ours[pid].ppid == os.getpid()
-        one_shot = await an.run_in_actor(where, name='one_shot')
-        one_shot_pid, _ = await one_shot.wait_for_result()
-        assert one_shot_pid not in (pid, os.getpid())
+        if adapter.spawn_contract().run_in_actor:
+            one_shot = await an.run_in_actor(where, name='one_shot')
+            one_shot_pid, _ = await one_shot.wait_for_result()
+            assert one_shot_pid not in (pid, os.getpid())
         await portal.cancel_actor()
+
+
+@pytest.mark.parametrize('key', KEYS)
+@trio_parent_test(timeout=60)
+async def test_to_actor_runs_its_one_shot_on_our_backend(key):
+    to_actor = pytest.importorskip('tractor.to_actor')
+    async with tractor.open_nursery(start_method=key) as an:
+        pid, interp = await to_actor.run(where, an=an, name='one_shot')
+        assert pid != os.getpid()
+        assert (interp != 0) == get_backend(key).hosts_subinterpreter
+        assert not an._children  # reaped when the call returned
 
 
 @pytest.mark.parametrize('key', KEYS)
@@ -186,7 +255,9 @@ async def test_a_child_s_log_reaches_pytest_s_fd_capture(key, capfd):
     # Upstream skips its own version of this for fork backends by name
     # ("the IPC handshake reads garbage" under capfd): not so with ours.
     async with tractor.open_nursery(start_method=key) as an:
-        await an.run_in_actor(log_critical, text=f'critical-from-{key}', loglevel='critical')
+        portal = await an.start_actor('logger', enable_modules=[THIS], loglevel='critical')
+        await portal.run(log_critical, text=f'critical-from-{key}')
+        await portal.cancel_actor()
     assert f'critical-from-{key}' in capfd.readouterr().err
 
 
@@ -194,8 +265,9 @@ async def test_a_child_s_log_reaches_pytest_s_fd_capture(key, capfd):
 @trio_parent_test(timeout=60)
 async def test_stack_dumps_asked_for_do_not_crash_a_child_booting(key):
     # enable_stack_on_sig installs a SIGUSR1 handler, which only a main
-    # thread may do; our actors never run on one. It used to crash the child
-    # in Actor._from_parent, just after the parent had its portal.
+    # thread may do; a subint_forkserver actor does not run on one. It used
+    # to crash the child in Actor._from_parent, just after the parent had
+    # its portal.
     await _an_actor_answers_from_its_own_process(key, 'dumpable', enable_stack_on_sig=True)
 
 
@@ -271,3 +343,66 @@ def test_the_pth_hook_registers_in_fresh_interpreters_that_will_use_our_keys(met
         env={**os.environ, 'TRACTOR_SPAWN_METHOD': method},
     )
     assert out.stdout.strip() == str(registered), out.stderr
+
+
+def test_the_pth_hook_knows_our_keys():
+    from tractor_subint import _pth_hook
+
+    assert _pth_hook.OUR_KEYS == adapter.OUR_KEYS
+
+
+LOG_AT_MODULE_LEVEL = '''
+import trio, tractor
+tractor.log.get_console_log('warning')  # module level: re-run in the child as __mp_main__
+
+async def one() -> int:
+    return 1
+
+async def main():
+    async with tractor.open_nursery() as an:  # the key comes from TRACTOR_SPAWN_METHOD
+        portal = await an.start_actor('one', enable_modules=[__name__])
+        print('RESULT', await portal.run(one), flush=True)
+        await portal.cancel_actor()
+
+if __name__ == '__main__':
+    trio.run(main)
+'''
+
+
+@pytest.mark.skipif(
+    not os.path.exists(PTH), reason='the .pth hook comes with a regular (not editable) install',
+)
+@pytest.mark.parametrize('key', KEYS)
+def test_a_script_run_through_the_pth_hook_is_quiet_and_works(key, tmp_path):
+    """A script picks our key with TRACTOR_SPAWN_METHOD alone. Every
+    interpreter runs the hook, subinterpreters of a subint_forkserver child
+    included: it must neither fail nor print in any of them (on 3.13.0 it
+    used to half-import tractor there, and this script then hung)."""
+    script = tmp_path / 'script.py'
+    script.write_text(LOG_AT_MODULE_LEVEL)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, 'TRACTOR_SPAWN_METHOD': key}, cwd=tmp_path,
+    )
+    assert 'RESULT 1' in out.stdout, out.stderr[-3000:]
+    assert '.pth' not in out.stderr and 'tractor_subint' not in out.stderr, out.stderr[-3000:]
+    assert out.returncode == 0
+
+
+@pytest.mark.skipif(
+    not os.path.exists(PTH), reason='the .pth hook comes with a regular (not editable) install',
+)
+def test_the_pth_hook_stays_quiet_where_it_cannot_register():
+    # A tractor the adapter refuses (one patch point gone, via a
+    # sitecustomize-free trick: the hook's own failure path) and a key of
+    # ours: nothing printed, no half-imported tractor left behind.
+    probe = textwrap.dedent('''
+        import sys
+        print('HALF', sorted(m for m in sys.modules if m.startswith('tractor.'))[:1])
+    ''')
+    out = subprocess.run(
+        [sys.executable, '-c', probe], capture_output=True, text=True, timeout=60,
+        env={**os.environ, 'TRACTOR_SPAWN_METHOD': 'subint_forkserver',
+             'TRACTOR_SUBINT_TEST_HOOKS': 'pth_hook_register_fails=1'},
+    )
+    assert out.stderr == '' and out.stdout == 'HALF []\n', out

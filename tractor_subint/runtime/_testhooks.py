@@ -12,6 +12,9 @@
 - ``upstream_parent_after_connect=1``: ``tractor_subint.upstream``'s parent
   starts waiting for a child's connection only once the child has dialled
   back and been registered (forces the lost-wakeup interleaving).
+- ``pth_hook_register_fails=1``: the ``.pth`` hook (``tractor_subint._pth_hook``,
+  which parses the variable itself) fails after ``register()`` imported
+  tractor (its clean-up path: nothing printed, no half-imported tractor).
 
 The spawn layer reads a few more points (``tractor_subint.spawn._hooks``);
 unset, every hook is a no-op.

@@ -2,8 +2,10 @@
 
 Upstream tractor has no way to add a spawn backend from outside, so
 :func:`register` patches it at run time (see ``_patches``: every patch
-point is checked first, against the one upstream commit this was built for,
-and a mismatch is a clear :class:`UnsupportedTractor`). After it::
+point is checked first, and a tractor whose shape is not one this adapter
+speaks is a clear :class:`UnsupportedTractor`). Both of upstream's spawn
+contracts are spoken, told apart by feature (``_shape``): the backends reap
+(main up to 3690e43a) and per-child reap (PRs #481/#484). After it::
 
     import tractor, tractor_subint.upstream
     tractor_subint.upstream.register()
@@ -26,9 +28,20 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from ._patches import OUR_KEYS, SUPPORTED, UnsupportedTractor, apply, patch_pytest_plugin
+from ._patches import (
+    OUR_KEYS,
+    SUPPORTED,
+    UnsupportedTractor,
+    UpstreamBackendKept,
+    apply,
+    patch_pytest_plugin,
+    spawn_contract,
+)
 
-__all__ = ['OUR_KEYS', 'SUPPORTED', 'UnsupportedTractor', 'patch_pytest_plugin', 'register']
+__all__ = [
+    'OUR_KEYS', 'SUPPORTED', 'UnsupportedTractor', 'UpstreamBackendKept', 'patch_pytest_plugin',
+    'register', 'spawn_contract',
+]
 
 
 async def _subint_fork_proc(*args: object, **kwargs: object) -> NoReturn:
@@ -37,10 +50,14 @@ async def _subint_fork_proc(*args: object, **kwargs: object) -> NoReturn:
     raise NotImplementedError(SUBINT_FORK_REFUSAL)
 
 
-def register() -> None:
-    """Add our backends to the upstream tractor this interpreter imports.
+def register(*, override: bool = False) -> tuple[str, ...]:
+    """Add our backends to the upstream tractor this interpreter imports;
+    return the keys added.
 
-    Idempotent. Raises :class:`UnsupportedTractor` (changing nothing) when a
+    A key upstream already provides (its own ``main_thread_forkserver`` on
+    PR #463's tree) stays upstream's, with an :class:`UpstreamBackendKept`
+    warning naming it, unless ``override=True``. Idempotent (the first call
+    decides). Raises :class:`UnsupportedTractor` (changing nothing) when a
     patch point differs from :data:`SUPPORTED`, and ``ImportError`` when
     tractor is not installed.
     """
@@ -53,4 +70,4 @@ def register() -> None:
             'subint_fork': _subint_fork_proc,
         }
 
-    apply(methods)
+    return apply(methods, override=override)

@@ -3,20 +3,24 @@
 Upstream's ``new_proc`` awaits ``_methods[key](name, actor_nursery,
 subactor, errors, bind_addrs, parent_addr, _runtime_vars, *,
 infect_asyncio, task_status, proc_kwargs)``; :func:`make_spawn_method`
-builds one such coroutine per key of ours. It speaks upstream's protocol:
+builds one such coroutine per key of ours. It speaks upstream's protocol,
+in the spawn contract the installed tractor has (``_shape``):
 
 1. start the child with our backend (fork here, through the spawn tree's
    forkserver, or from the warm pool), with a socketpair as its lifeline;
+   per-child reap with ``_register_child`` (#481): register it at once;
 2. wait for the child to dial back (upstream's ``wait_for_peer`` event,
    registered before the child exists: a fork child can be back first),
    raced against its death: a child that dies first is an ``ActorFailure``
    naming its exit status, never a hang;
-3. register the child in the nursery, send it upstream's ``SpawnSpec``, hand
-   the portal back (``task_status.started``);
-4. wait for the nursery's join, then upstream's soft kill (and
-   ``cancel_on_completion`` for ``run_in_actor`` children), and, whatever
-   happens, upstream's hard kill for a child still alive, then release the
-   lifeline.
+3. register the child in the nursery (per-child reap: its reap request),
+   send it upstream's ``SpawnSpec``, hand the portal back
+   (``task_status.started``);
+4. wait for the nursery's join (per-child reap: the child's reap request),
+   then upstream's soft kill (and ``cancel_on_completion`` for
+   ``run_in_actor`` children, where that exists), and, whatever happens,
+   upstream's hard kill for a child still alive, then release the lifeline.
+   Per-child reap: ``new_proc`` marks the child reaped when we return.
 
 Upstream's helpers are called (looked up at call time, as upstream does),
 not copied; the handle is our
@@ -42,7 +46,8 @@ from tractor.spawn import _spawn as upstream_spawn
 from ..runtime import _testhooks
 from ..spawn import ProcessHandle, SpawnRequest, can_fork_here, current_tree, get_backend, open_tree
 from ._child import encode_spawn
-from ._patches import check_reap_protocol
+from ._patches import spawn_contract
+from ._shape import SpawnContract
 
 CHILD_ENTRY = 'tractor_subint.upstream._child:upstream_child_main'
 
@@ -105,6 +110,33 @@ async def _connected_or_dead(
     return server._peers[uid][-1]
 
 
+def _register_with_process(actor_nursery: Any, subactor: Actor, proc: ProcessHandle) -> trio.Event:
+    """Per-child reap, #481's way: the child is the nursery's as soon as its
+    process exists; refused (the process killed) if the nursery is already
+    cancelling."""
+    reap_request, _, nursery_cancelling = actor_nursery._register_child(subactor, proc, None)
+    if nursery_cancelling:
+        proc.kill()
+        raise RuntimeError(
+            f'actor {subactor.aid.uid[0]!r} was spawned after its nursery began cancelling'
+        )
+    event: trio.Event = reap_request
+    return event
+
+
+async def _soft_kill(
+    contract: SpawnContract, actor_nursery: Any, proc: ProcessHandle, portal: Portal,
+    subactor: Actor, errors: dict[tuple[str, str], Exception],
+) -> None:
+    """Upstream's soft kill; meanwhile, where ``run_in_actor`` exists, its
+    result collector for such a child."""
+    async with trio.open_nursery() as reaper:
+        if contract.run_in_actor and portal in actor_nursery._cancel_after_result_on_exit:
+            reaper.start_soon(upstream_spawn.cancel_on_completion, portal, subactor, errors)
+        await upstream_spawn.soft_kill(proc, type(proc).wait, portal)
+        reaper.cancel_scope.cancel()
+
+
 def make_spawn_method(key: str) -> UpstreamSpawnFn:
     """Upstream's spawn-method coroutine for our backend ``key``."""
     backend = get_backend(key)
@@ -122,13 +154,14 @@ def make_spawn_method(key: str) -> UpstreamSpawnFn:
         task_status: trio.TaskStatus[Portal] = trio.TASK_STATUS_IGNORED,
         proc_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        check_reap_protocol(actor_nursery)
+        contract = spawn_contract()
         _ensure_spawn_tree()
         uid: tuple[str, str] = subactor.aid.uid
         server = actor_nursery._actor.ipc_server
         connected = _expect_connection(server, uid)
         lifeline, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         proc: ProcessHandle | None = None
+        reap_request: trio.Event | None = None
         cancelled_during_spawn = False
         try:
             try:
@@ -141,6 +174,8 @@ def make_spawn_method(key: str) -> UpstreamSpawnFn:
                     ipc_fd=theirs.fileno(),
                 ))
                 theirs.close()
+                if contract.registers_with_process:
+                    reap_request = _register_with_process(actor_nursery, subactor, proc)
                 chan = await _connected_or_dead(server, uid, connected, proc)
             except trio.Cancelled:
                 cancelled_during_spawn = True
@@ -151,6 +186,8 @@ def make_spawn_method(key: str) -> UpstreamSpawnFn:
                     del server._peer_connected[uid]  # never connected
 
             portal = Portal(chan)
+            if contract.per_child_reap and reap_request is None:
+                reap_request, _ = actor_nursery._register_child_reap(uid)
             actor_nursery._children[uid] = (subactor, proc, portal)
             await chan.send(msgtypes.SpawnSpec(
                 _parent_main_data=subactor._parent_main_data,
@@ -162,13 +199,11 @@ def make_spawn_method(key: str) -> UpstreamSpawnFn:
             _state.current_actor()._actoruid2nursery[uid] = actor_nursery
             task_status.started(portal)
 
+            if reap_request is None:
+                reap_request = actor_nursery._join_procs  # backends reap: all at once
             with trio.CancelScope(shield=True):
-                await actor_nursery._join_procs.wait()
-            async with trio.open_nursery() as reaper:
-                if portal in actor_nursery._cancel_after_result_on_exit:
-                    reaper.start_soon(upstream_spawn.cancel_on_completion, portal, subactor, errors)
-                await upstream_spawn.soft_kill(proc, type(proc).wait, portal)
-                reaper.cancel_scope.cancel()
+                await reap_request.wait()
+            await _soft_kill(contract, actor_nursery, proc, portal, subactor, errors)
         finally:
             if proc is not None:
                 with trio.CancelScope(shield=True):

@@ -1,12 +1,12 @@
 """The child side: an upstream tractor actor, booted by our child shell.
 
-Our shell (``spawn._child_host``) runs :func:`upstream_child_main` on a
-worker thread, in the forked child's main interpreter
-(``main_thread_forkserver``) or in a subinterpreter (``subint_forkserver``,
-warm pool included), while the child's main thread owns signals and the
-lifeline. This function then becomes an upstream actor exactly as upstream's
-own ``python -m tractor._child`` does: it calls upstream's
-``_actor_child_main``, which dials the parent's address.
+Our shell (``spawn._child_host``) runs :func:`upstream_child_main` on the
+forked child's main thread (``main_thread_forkserver``: a keeper thread holds
+the lifeline), or in a subinterpreter on a worker thread
+(``subint_forkserver``, warm pool included: the child's main thread owns
+signals and the lifeline). This function then becomes an upstream actor
+exactly as upstream's own ``python -m tractor._child`` does: it calls
+upstream's ``_actor_child_main``, which dials the parent's address.
 
 Three things differ from an exec'd upstream child, and are handled here:
 
@@ -22,8 +22,8 @@ Three things differ from an exec'd upstream child, and are handled here:
 - Signals reach the actor as bytes on ``cancel_fd`` (a forwarded SIGINT or
   SIGTERM, or the lifeline): a task the ``load_modules`` patch starts in
   the actor's service nursery turns one into ``Actor.cancel_soon()``.
-- The actor never runs on its process's main thread, which upstream assumes
-  twice: ``enable_stack_on_sig()`` (asked for by ``enable_stack_on_sig=`` or
+- A ``subint_forkserver`` actor does not run on its process's main thread,
+  which upstream assumes twice: ``enable_stack_on_sig()`` (asked for by ``enable_stack_on_sig=`` or
   ``debug_mode=``) installs a SIGUSR1 handler, which only the main thread
   may do: here it warns and does nothing, instead of crashing the actor at
   boot; ``set_actor_proctitle()`` names the calling thread, so the process
@@ -31,6 +31,7 @@ Three things differ from an exec'd upstream child, and are handled here:
 """
 from __future__ import annotations
 
+import _interpreters
 import contextvars
 import json
 import os
@@ -90,11 +91,16 @@ def _forget_inherited_state() -> None:
 
 
 def _adapt_main_thread_features() -> None:
-    """See the module docstring (idempotent: a fork child of ours inherits
-    its parent's wrappers)."""
+    """See the module docstring; nothing to adapt on the main thread
+    (idempotent: a fork child of ours inherits its parent's wrappers)."""
+    import threading
+
     from tractor import devx
     from tractor.devx import _proctitle
 
+    if (threading.current_thread() is threading.main_thread()
+            and _interpreters.get_current() == _interpreters.get_main()):
+        return
     if getattr(devx.enable_stack_on_sig, '_tractor_subint', False):
         return
 

@@ -4,10 +4,11 @@ Upstream has no hook for external backends, but reads every relevant name
 at call time, so rebinding module and class attributes is enough. Each
 patch point is checked first (it exists, with the shape we rely on); any
 mismatch raises :class:`UnsupportedTractor` naming what differs and the
-upstream commit this adapter was built and tested against, before a single
-attribute is changed.
+shapes this adapter supports (:data:`SUPPORTED`), before a single attribute
+is changed. Which spawn contract the backends speak is read from the
+installed tractor (``_shape``).
 
-The patch points (upstream ``main`` at :data:`SUPPORTED`):
+The patch points (the same on every supported tree):
 
 - ``tractor.spawn._spawn``: ``SpawnMethodKey`` widened; ``_methods`` gets
   our coroutines; ``try_set_start_method`` accepts our keys (checking this
@@ -19,9 +20,11 @@ The patch points (upstream ``main`` at :data:`SUPPORTED`):
   for label ``'trio'``: our subinterpreter-hosted children need it too (their
   ``__main__`` is empty; a fork child's is the parent's). It also starts
   the task that turns a byte on ``cancel_fd`` into ``cancel_soon()``.
-- ``tractor._root._DEBUG_COMPATIBLE_BACKENDS``: our keys are removed. Our
-  children run trio off the main thread (the main thread owns signals), and
-  upstream's debugger installs a SIGINT handler from the actor's thread.
+- ``tractor._root._DEBUG_COMPATIBLE_BACKENDS``: ``main_thread_forkserver``
+  is in it (its actor's trio runs on the child's main thread, where
+  upstream's debugger installs its SIGINT handler and reads the terminal);
+  ``subint_forkserver`` is not, and upstream's refusal then says why
+  (:class:`_DebugCompatibleBackends`).
 - ``tractor._testing.pytest`` (when loaded): its own ``SpawnMethodKey`` is
   widened; our keys leave ``_CAPSYS_REQUIRED_SPAWNERS`` (our children take
   their stdio per policy and work under ``--capture=fd``);
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import warnings
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, Literal, get_args
@@ -39,9 +43,13 @@ import msgspec
 
 from .._exceptions import TractorSubintError
 from ..spawn import Backend, get_backend
+from ._shape import SHAPES, SpawnContract, detect
 
-SUPPORTED = 'goodboy/tractor main at 3690e43a (2026-08-20)'
-"""The upstream commit every patch point was checked against."""
+SUPPORTED = (
+    'goodboy/tractor with either spawn contract, ' + SHAPES + '; tested on main at 3690e43a '
+    'and the merged trees of PRs #481 and #484'
+)
+"""What this adapter supports, for error messages."""
 OUR_KEYS = ('main_thread_forkserver', 'subint_forkserver', 'subint_fork')
 SPEC_LABEL = 'subint_forkserver'
 """A label in ``Actor._from_parent``'s literal tuple other than ``'trio'``
@@ -55,6 +63,20 @@ CHILD_MAIN_PARAMS = ['uid', 'loglevel', 'parent_addr', 'infect_asyncio', 'spawn_
 
 _ORIGINALS: dict[str, Any] = {}
 """What we replaced, as ``'module.name'`` (also: whether we already patched)."""
+_CONTRACT: list[SpawnContract] = []
+"""The installed tractor's spawn contract, once :func:`apply` checked it."""
+REGISTERED: list[str] = []
+"""Our keys registered into upstream's ``_methods`` by :func:`apply`."""
+
+DEBUG_MODE_KEYS = ('main_thread_forkserver',)
+"""Our keys under which upstream's ``debug_mode`` works: the actor's trio
+runs on its process's main thread."""
+NO_DEBUG_MODE_WHY = (
+    "subint_forkserver cannot host tractor's debugger: its actor runs trio in a "
+    "subinterpreter on a worker thread of the child, where no signal handler can be "
+    "installed (the REPL shields SIGINT) and the child's main interpreter owns the "
+    "terminal; use start_method='main_thread_forkserver' for debug_mode"
+)
 
 
 def _rebind(target: Any, name: str, value: Any) -> None:
@@ -75,8 +97,20 @@ def _params(fn: Callable[..., Any]) -> list[str]:
     return list(inspect.signature(fn).parameters)
 
 
+def spawn_contract() -> SpawnContract:
+    """The installed tractor's spawn contract (after :func:`apply`)."""
+    if not _CONTRACT:
+        raise RuntimeError('tractor_subint.upstream.register() has not patched tractor yet')
+    return _CONTRACT[0]
+
+
 def check_patch_points() -> list[str]:
     """What differs from the upstream this adapter supports (empty: nothing)."""
+    problems, _ = _check()
+    return problems
+
+
+def _check() -> tuple[list[str], SpawnContract | None]:
     from tractor import _child, _root
     from tractor.ipc import _server
     from tractor.runtime import _runtime, _state
@@ -88,13 +122,14 @@ def check_patch_points() -> list[str]:
         if not ok:
             problems.append(what)
 
+    contract = detect(problems)
     need(isinstance(getattr(_spawn, '_methods', None), dict) and 'trio' in _spawn._methods,
          'tractor.spawn._spawn._methods (a dict with a trio entry)')
     need(callable(getattr(_spawn, 'try_set_start_method', None)), 'tractor.spawn._spawn.try_set_start_method')
     need('trio' in get_args(getattr(_spawn, 'SpawnMethodKey', None)), 'tractor.spawn._spawn.SpawnMethodKey')
     need(hasattr(_spawn, '_spawn_method') and hasattr(_spawn, '_ctx'),
          'tractor.spawn._spawn._spawn_method/_ctx')
-    for helper in ('soft_kill', 'hard_kill', 'cancel_on_completion'):
+    for helper in ('soft_kill', 'hard_kill', 'new_proc'):
         need(callable(getattr(_spawn, helper, None)), f'tractor.spawn._spawn.{helper}')
     need(_params(_trio.trio_proc) == BACKEND_PARAMS,
          f'the backend signature (tractor.spawn._trio.trio_proc{BACKEND_PARAMS})')
@@ -112,27 +147,7 @@ def check_patch_points() -> list[str]:
     server_fields = {field.name for field in msgspec.structs.fields(_server.Server)}
     need({'_peers', '_peer_connected'} <= server_fields,
          'tractor.ipc._server.Server._peers/_peer_connected (the connect-back wait)')
-    return problems
-
-
-def check_reap_protocol(actor_nursery: Any) -> None:
-    """Refuse, clearly, an upstream whose per-child reap protocol is not
-    main's (``ActorNursery._join_procs``): PRs #481 and #484 replace it with
-    per-child reap requests, which this adapter does not speak yet."""
-    kind = type(actor_nursery)
-    if callable(getattr(kind, '_register_child', None)) or callable(
-        getattr(kind, '_register_child_reap', None)
-    ):
-        raise UnsupportedTractor(
-            f'this tractor reaps children per child (upstream PR #481/#484); '
-            f'tractor_subint supports {SUPPORTED}, which joins them through '
-            f'ActorNursery._join_procs'
-        )
-    if not hasattr(getattr(actor_nursery, '_join_procs', None), 'wait'):
-        raise UnsupportedTractor(
-            f'this tractor has no ActorNursery._join_procs event; tractor_subint '
-            f'supports {SUPPORTED}'
-        )
+    return problems, contract
 
 
 def _widen(key_type: Any) -> Any:
@@ -140,8 +155,17 @@ def _widen(key_type: Any) -> Any:
     return Literal[keys]
 
 
+class _DebugCompatibleBackends(tuple[str, ...]):
+    """Upstream's ``_DEBUG_COMPATIBLE_BACKENDS``, whose text (which upstream's
+    ``debug_mode`` refusal prints) also says why ``subint_forkserver`` is not
+    in it."""
+
+    def __repr__(self) -> str:
+        return f'{tuple(self)!r} ({NO_DEBUG_MODE_WHY})'
+
+
 def _patch_spawn(spawn_module: Any, methods: dict[str, Any]) -> None:
-    backends = _backends()
+    backends = {key: backend for key, backend in _backends().items() if key in methods}
     original = spawn_module.try_set_start_method
 
     @wraps(original)
@@ -160,7 +184,7 @@ def _patch_spawn(spawn_module: Any, methods: dict[str, Any]) -> None:
     spawn_module._methods.update(methods)
 
 
-def _patch_actor(actor: Any, subint_hosted: frozenset[str]) -> None:
+def _patch_actor(actor: Any, ours: frozenset[str], subint_hosted: frozenset[str]) -> None:
     from . import _child
 
     from_parent = actor._from_parent
@@ -169,7 +193,7 @@ def _patch_actor(actor: Any, subint_hosted: frozenset[str]) -> None:
     @wraps(from_parent)
     async def _from_parent(self: Any, *args: Any, **kwargs: Any) -> Any:
         label = self._spawn_method
-        if label not in OUR_KEYS:
+        if label not in ours:
             return await from_parent(self, *args, **kwargs)
         self._spawn_method = SPEC_LABEL
         try:
@@ -180,7 +204,7 @@ def _patch_actor(actor: Any, subint_hosted: frozenset[str]) -> None:
     @wraps(load_modules)
     def _load_modules(self: Any, *args: Any, **kwargs: Any) -> Any:
         label = self._spawn_method
-        if label not in OUR_KEYS:
+        if label not in ours:
             return load_modules(self, *args, **kwargs)
         if _child.cancel_fd is not None and self._service_tn is not None:
             self._service_tn.start_soon(_child.watch_cancel_fd, self, _child.cancel_fd)
@@ -195,11 +219,18 @@ def _patch_actor(actor: Any, subint_hosted: frozenset[str]) -> None:
     _rebind(actor, 'load_modules', _load_modules)
 
 
+def _patch_debug_compatible(root: Any, ours: frozenset[str]) -> None:
+    keys = [key for key in root._DEBUG_COMPATIBLE_BACKENDS if key not in ours]
+    keys += [key for key in DEBUG_MODE_KEYS if key in ours]
+    _rebind(root, '_DEBUG_COMPATIBLE_BACKENDS', _DebugCompatibleBackends(dict.fromkeys(keys)))
+
+
 def patch_pytest_plugin(plugin: Any) -> None:
     """Our keys in upstream's pytest plugin (idempotent)."""
     if getattr(plugin, '_tractor_subint_patched', False):
         return
-    forking = {key for key, backend in _backends().items() if backend.forks}
+    ours = set(REGISTERED)
+    forking = {key for key, backend in _backends().items() if backend.forks and key in ours}
     is_forking = plugin._is_forking_spawner
 
     @wraps(is_forking)
@@ -208,18 +239,22 @@ def patch_pytest_plugin(plugin: Any) -> None:
 
     _rebind(plugin, 'SpawnMethodKey', _widen(plugin.SpawnMethodKey))
     _rebind(plugin, '_CAPSYS_REQUIRED_SPAWNERS',
-            frozenset(plugin._CAPSYS_REQUIRED_SPAWNERS) - set(OUR_KEYS))
+            frozenset(plugin._CAPSYS_REQUIRED_SPAWNERS) - ours)
     _rebind(plugin, '_is_forking_spawner', _is_forking_spawner)
     plugin._tractor_subint_patched = True
 
 
-def apply(methods: Callable[[], dict[str, Any]]) -> None:
+def apply(methods: Callable[[], dict[str, Any]], *, override: bool = False) -> tuple[str, ...]:
     """Check every patch point, then patch (once per interpreter) with the
-    spawn methods ``methods()`` makes (after the check: it imports upstream)."""
+    spawn methods ``methods()`` makes (after the check: it imports upstream).
+
+    A key upstream already has a spawn method for keeps upstream's, with a
+    warning, unless ``override``. Returns the keys registered.
+    """
     if _ORIGINALS:
-        return
-    problems = check_patch_points()
-    if problems:
+        return tuple(REGISTERED)
+    problems, contract = _check()
+    if problems or contract is None:
         import tractor
 
         raise UnsupportedTractor(
@@ -230,12 +265,32 @@ def apply(methods: Callable[[], dict[str, Any]]) -> None:
     from tractor.runtime import _runtime
     from tractor.spawn import _spawn
 
-    subint_hosted = frozenset(key for key, backend in _backends().items() if backend.hosts_subinterpreter)
-    _patch_spawn(_spawn, methods())
-    _patch_actor(_runtime.Actor, subint_hosted)
-    _rebind(_root, '_DEBUG_COMPATIBLE_BACKENDS', tuple(
-        key for key in _root._DEBUG_COMPATIBLE_BACKENDS if key not in OUR_KEYS
-    ))
+    ours = {}
+    for key, method in methods().items():
+        if key in _spawn._methods and not override:
+            warnings.warn(
+                f'upstream tractor already provides spawn method {key!r}; keeping '
+                f"upstream's (tractor_subint.upstream.register(override=True) replaces it "
+                f'with tractor_subint\'s)',
+                UpstreamBackendKept,
+                stacklevel=3,
+            )
+            continue
+        ours[key] = method
+    _CONTRACT[:] = [contract]
+    REGISTERED[:] = list(ours)
+    keys = frozenset(ours)
+    subint_hosted = frozenset(
+        key for key, backend in _backends().items() if backend.hosts_subinterpreter and key in keys
+    )
+    _patch_spawn(_spawn, ours)
+    _patch_actor(_runtime.Actor, keys, subint_hosted)
+    _patch_debug_compatible(_root, keys)
     plugin = sys.modules.get('tractor._testing.pytest')
     if plugin is not None:
         patch_pytest_plugin(plugin)
+    return tuple(REGISTERED)
+
+
+class UpstreamBackendKept(UserWarning):
+    """``register()`` left a spawn method upstream already provides in place."""
