@@ -345,12 +345,6 @@ def test_the_pth_hook_registers_in_fresh_interpreters_that_will_use_our_keys(met
     assert out.stdout.strip() == str(registered), out.stderr
 
 
-def test_the_pth_hook_knows_our_keys():
-    from tractor_subint import _pth_hook
-
-    assert _pth_hook.OUR_KEYS == adapter.OUR_KEYS
-
-
 LOG_AT_MODULE_LEVEL = '''
 import trio, tractor
 tractor.log.get_console_log('warning')  # module level: re-run in the child as __mp_main__
