@@ -44,7 +44,15 @@ from tractor.runtime._runtime import Actor
 from tractor.spawn import _spawn as upstream_spawn
 
 from ..runtime import _testhooks
-from ..spawn import ProcessHandle, SpawnRequest, can_fork_here, current_tree, get_backend, open_tree
+from ..spawn import (
+    ProcessHandle,
+    SpawnRequest,
+    can_fork_here,
+    close_local_pools,
+    current_tree,
+    get_backend,
+    open_tree,
+)
 from ._child import encode_spawn
 from ._patches import spawn_contract
 from ._shape import SpawnContract
@@ -56,11 +64,12 @@ UpstreamSpawnFn = Callable[..., Awaitable[None]]
 
 def _ensure_spawn_tree() -> None:
     """A root of an upstream tree has no spawn tree of ours yet: open one,
-    closed with the root actor (upstream closes ``Actor.lifetime_stack`` at
-    the end of the actor's runtime)."""
+    closed with the root actor (upstream closes the class-level
+    ``Actor.lifetime_stack`` at the end of the actor's runtime), after the
+    warm pools our spawns start in this process."""
     if current_tree() is None and can_fork_here():
-        tree = open_tree()
-        Actor.lifetime_stack.callback(tree.close)
+        Actor.lifetime_stack.callback(open_tree().close)
+        Actor.lifetime_stack.callback(close_local_pools)  # the stack unwinds last first
 
 
 def _expect_connection(server: Any, uid: tuple[str, str]) -> trio.Event:

@@ -66,7 +66,12 @@ from tractor.runtime import _state  # noqa: E402
 from tractor.runtime._runtime import Actor  # noqa: E402
 
 from ..runtime import _testhooks  # noqa: E402
-from ..spawn import cancel_on_forwarded_signal, current_tree, name_this_process  # noqa: E402
+from ..spawn import (  # noqa: E402
+    cancel_on_forwarded_signal,
+    close_local_pools,
+    current_tree,
+    name_this_process,
+)
 
 log = get_logger('tractor')
 
@@ -164,8 +169,9 @@ def upstream_child_main(payload: bytes, ipc_fd: int, cancel_fd_: int) -> None:
     _forget_inherited_state()
     _adapt_main_thread_features()
     tree = current_tree()
-    if tree is not None:  # pools this process keeps, closed with the actor
+    if tree is not None:  # left with the actor, after the warm pools it started
         Actor.lifetime_stack.callback(tree.close)
+        Actor.lifetime_stack.callback(close_local_pools)
     _child._actor_child_main(
         uid=tuple(spec['uid']),
         loglevel=spec['loglevel'],
