@@ -11,9 +11,11 @@ time, as a user would. A run passes when it exits 0 within the timeout, its
 last stderr line names no error (upstream's own rule), nothing on stderr
 comes from our ``.pth`` hook, and no process of its session outlives it.
 
-The examples' registry listens on 127.0.0.1:1616: each run gets a network
-namespace of its own where this machine allows it (root, ``unshare``, ``ip``),
-else runs hold a machine-wide lock, so that concurrent runs never collide.
+The examples' registry listens on 127.0.0.1:1616 (and, over UDS, on
+``$XDG_RUNTIME_DIR/tractor/registry@1616.sock``): each run gets a runtime
+directory and, where this machine allows it (root, ``unshare``, ``ip``), a
+network namespace of its own, else runs hold a machine-wide lock, so that
+concurrent runs (and a stale socket file) never collide.
 Prints a table (seconds per example and key, totals); exit status 1 if any
 run failed.
 """
@@ -91,7 +93,9 @@ def run_one(python: str, script: Path, key: str, timeout: float, isolate: bool) 
     workdir = Path(tempfile.mkdtemp(prefix='ts-example-'))
     target = workdir / script.name
     shutil.copy(script, target)
-    env = {**os.environ, 'TRACTOR_SPAWN_METHOD': key}
+    runtime_dir = workdir / 'run'  # the UDS transport's sockets (registry@1616.sock...)
+    runtime_dir.mkdir(mode=0o700)
+    env = {**os.environ, 'TRACTOR_SPAWN_METHOD': key, 'XDG_RUNTIME_DIR': str(runtime_dir)}
     command = [python, str(target)]
     if isolate:
         command = ['unshare', '-n', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', *command]
