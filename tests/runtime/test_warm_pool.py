@@ -1,5 +1,6 @@
 """The warm pool of ``subint_forkserver``: members forked and warmed ahead
-of time, handed out as the children a cold fork would have made.
+of time, handed out as the children a cold fork would have made; one pool
+per process, beyond any nursery.
 
 These tests pick the backend themselves; they run in the session whose
 ``--spawn-backend`` is ``subint_forkserver`` (where the whole behaviour suite
@@ -19,9 +20,9 @@ from _rt_helpers import not_reaped
 
 import tractor_subint as ts
 from tractor_subint.runtime._boot import ENTRY
-from tractor_subint.spawn import local_warm_pool
+from tractor_subint.spawn import close_local_pools, local_warm_pool
 from tractor_subint.spawn.pool._claim import _keeper
-from tractor_subint.spawn.pool._owner import ENV_VAR
+from tractor_subint.spawn.pool._sizing import DEFAULT_SIZE, ENV_VAR, IDLE_ENV_VAR
 from tractor_subint.testing import descendants, trio_parent_test
 
 pytestmark = pytest.mark.skipon_spawn_backend(
@@ -109,11 +110,62 @@ async def test_a_member_that_dies_idle_is_replaced_never_handed_out():
 
 
 @trio_parent_test(timeout=60)
-async def test_the_pool_drains_when_the_tree_ends():
+async def test_the_pool_outlives_its_nursery_and_serves_the_next_one():
+    # A nursery (and tree) per use: the second use still finds members warm.
+    async with ts.open_nursery(start_method=SFS, warm_pool=2):
+        members = set((await _ready_pool(2)).member_pids())
+    assert set(local_warm_pool(ENTRY).member_pids()) == members  # still there, still idle
+    async with ts.open_nursery(start_method=SFS, warm_pool=2) as an:
+        portal = await an.start_actor('next', enable_modules=MODULES)
+        assert portal.pid in members
+        assert await portal.run(actor_targets.add, a=1, b=1) == 2
+        await portal.cancel_actor()
+
+
+@trio_parent_test(timeout=60)
+async def test_closing_the_pools_kills_and_reaps_every_member():
     async with ts.open_nursery(start_method=SFS, warm_pool=2):
         members = (await _ready_pool(2)).member_pids()
+    await trio.to_thread.run_sync(close_local_pools)
     assert local_warm_pool(ENTRY) is None
     assert not_reaped(members) == []  # killed and reaped, nothing left behind
+    async with ts.open_nursery(start_method=SFS, warm_pool=1):  # a fresh pool on the next use
+        assert not set(local_warm_pool(ENTRY).member_pids()) & set(members)
+
+
+@trio_parent_test(timeout=60)
+async def test_an_idle_pool_closes_itself(monkeypatch):
+    monkeypatch.setenv(IDLE_ENV_VAR, '0.5')
+    async with ts.open_nursery(start_method=SFS, warm_pool=1):
+        pool = await _ready_pool(1)
+        members = pool.member_pids()
+    with trio.fail_after(10):
+        while local_warm_pool(ENTRY) is not None:  # the keeper's own deadline, not ours
+            await trio.sleep(0.05)
+    assert not_reaped(members) == []
+
+
+@trio_parent_test(timeout=60)
+async def test_a_burst_grows_an_adaptive_pool_and_claims_members_still_warming(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    async with ts.open_nursery(start_method=SFS) as an:  # no size asked: the pool adapts
+        pool = local_warm_pool(ENTRY)
+        assert pool.size == DEFAULT_SIZE
+        warming = set(pool.member_pids())  # forked at the nursery's opening, maybe not warm yet
+        portals: list[ts.Portal] = []
+
+        async def spawn(i: int) -> None:
+            portals.append(await an.start_actor(f'b{i}', enable_modules=MODULES))
+
+        async with trio.open_nursery() as tn:
+            for i in range(DEFAULT_SIZE + 2):
+                tn.start_soon(spawn, i)
+        assert pool.size == DEFAULT_SIZE + 2  # grown to the burst
+        assert warming <= {p.pid for p in portals}  # members were claimed, ready or not
+        for portal in portals:
+            assert await portal.run(actor_targets.add, a=portal.pid, b=0) == portal.pid
+        await _ready_pool(DEFAULT_SIZE + 2)  # refilled to the new size
+        await an.cancel()
 
 
 @trio_parent_test(timeout=60)

@@ -102,14 +102,18 @@ class Actor:
         return f'<Actor {self.name}[{self.uid[1][:8]}] pid={os.getpid()}>'
 
     async def aclose(self) -> None:
-        """Release what this actor's process keeps for spawning (a warm
-        pool; the root also the tree's forkserver), even when cancelled."""
+        """Release what this actor keeps for spawning, even when cancelled:
+        the root, the tree's forkserver; a child, also its process's warm
+        pools (the process ends with the actor). A root's process keeps its
+        pools for its next tree (they close themselves when idle, and at
+        exit)."""
         owned, self._owned_tree = self._owned_tree, None
         tree = owned or (None if self.is_root else current_tree())
-        # Imported here: an actor whose process never kept a pool loads none of it.
-        from ..spawn import aclose_local_pools
+        if not self.is_root:
+            # Imported here: an actor whose process never kept a pool loads none of it.
+            from ..spawn import aclose_local_pools
 
-        await aclose_local_pools()
+            await aclose_local_pools()
         if tree is not None:
             await tree.aclose()
 

@@ -24,6 +24,11 @@ Opt-in: ``pytest -p tractor_subint.testing.pytest_plugin`` (or that in
     for tests whose actor ends its process (``os._exit``, a crash), which
     would end pytest with it.
 
+Warm pools
+    A process keeps its warm pools beyond any nursery (they close when
+    idle, or at exit). After each test, the test process's pools are closed
+    (their idle members killed and reaped): no test inherits another's.
+
 Process hygiene (on by default; ``--no-proc-check`` or the ini option
 ``tractor_subint_proc_check = false`` turns the checks off)
     The session becomes a subreaper, so orphans of any test's processes
@@ -47,6 +52,7 @@ from tractor_subint.spawn import (
     DEFAULT_METHOD,
     ENV_VAR,
     available_start_methods,
+    close_local_pools,
     get_backend,
     live_subinterpreters,
     registered_backends,
@@ -274,11 +280,13 @@ def _no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     config = request.config
     if not config.stash[_proc_check_key]:
         yield
+        close_local_pools()
         return
     in_process = get_backend(config.stash[_backend_key]).in_process
     before = {info.pid for info in descendants()}
     interpreters_before = set(live_subinterpreters()) if in_process else set()
     yield
+    close_local_pools()  # the process's warm pools: kept beyond the test's nurseries
     left = _kill_and_reap(exclude=before)
     if in_process:
         left += [

@@ -16,7 +16,7 @@ from .._process_handle import ProcessHandle
 from .._tree import current_forkserver_address
 from ..forkserver._client import spawn_via_forkserver
 from ..pool._claim import claim_member
-from ..pool._owner import pool_size
+from ..pool._sizing import pool_size
 
 
 async def spawn_forked(request: SpawnRequest, host: HostKind) -> ProcessHandle:

@@ -6,7 +6,8 @@ One home for the pool, in three parts:
   wire form (READY; the frame that makes a member a child);
 - ``_owner``: :class:`WarmPool`, the owner's bookkeeping and its half of the
   protocol, driven by a :class:`PoolKeeper` thread here or by the
-  forkserver's poll loop (no trio in either);
+  forkserver's poll loop (no trio in either); ``_sizing``, how many members
+  a pool keeps and for how long; ``_priority``, warming at idle priority;
 - ``_claim``: the trio side of this process's pools: :func:`warm_up` when a
   nursery opens, :func:`claim_member` when a child is spawned.
 
@@ -20,9 +21,11 @@ from typing import TYPE_CHECKING
 from ..._lazy import lazy_module
 
 __all__ = [
+    'CAP_ENV_VAR',
     'DEFAULT_SIZE',
     'ENV_VAR',
     'PoolKeeper',
+    'Sizing',
     'WarmPool',
     'aclose_local_pools',
     'claim_member',
@@ -38,13 +41,16 @@ if TYPE_CHECKING:
     from ._claim import close_local_pools as close_local_pools
     from ._claim import local_warm_pool as local_warm_pool
     from ._claim import warm_up as warm_up
-    from ._owner import DEFAULT_SIZE as DEFAULT_SIZE
-    from ._owner import ENV_VAR as ENV_VAR
     from ._owner import PoolKeeper as PoolKeeper
     from ._owner import WarmPool as WarmPool
-    from ._owner import pool_size as pool_size
+    from ._sizing import CAP_ENV_VAR as CAP_ENV_VAR
+    from ._sizing import DEFAULT_SIZE as DEFAULT_SIZE
+    from ._sizing import ENV_VAR as ENV_VAR
+    from ._sizing import Sizing as Sizing
+    from ._sizing import pool_size as pool_size
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '._claim': ('aclose_local_pools', 'claim_member', 'close_local_pools', 'local_warm_pool', 'warm_up'),
-    '._owner': ('DEFAULT_SIZE', 'ENV_VAR', 'PoolKeeper', 'WarmPool', 'pool_size'),
+    '._owner': ('PoolKeeper', 'WarmPool'),
+    '._sizing': ('CAP_ENV_VAR', 'DEFAULT_SIZE', 'ENV_VAR', 'Sizing', 'pool_size'),
 })

@@ -1,15 +1,25 @@
 """The trio side of this process's warm pools: start them, claim a member.
 
 A process that can fork keeps one pool per entry, driven by a
-:class:`~._owner.PoolKeeper` thread. A nursery of a pooled backend starts
-its pool when it opens (:func:`warm_up`); a spawn takes a member
-(:func:`claim_member`) and hands it its spec, or finds none and forks cold.
+:class:`~._owner.PoolKeeper` thread. The pool belongs to the process, not to
+a nursery or a tree: it outlives them, so that a program that opens a
+nursery per use, or a fresh root per request, still finds members warm. It
+ends when it has been idle for its timeout (``_sizing``), when the process
+exits (``atexit``), when the actor of a child process ends, or on
+:func:`close_local_pools`; whatever way, its idle members are killed and
+reaped.
+
+A nursery of a pooled backend starts (or resizes) its pool when it opens
+(:func:`warm_up`); a spawn takes a member (:func:`claim_member`) and hands
+it its spec, or finds none and forks cold.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
+import time
 from dataclasses import replace
 
 import trio
@@ -21,7 +31,9 @@ from .._prelude import resolve_stdio_policy
 from .._process_handle import ProcessHandle
 from .._wire import WireChannel
 from ._member import WarmUp
-from ._owner import PoolKeeper, WarmPool, pool_size
+from ._owner import PoolKeeper, WarmPool
+from ._priority import can_raise_priority
+from ._sizing import Sizing, explicit_size, pool_cap, pool_idle_timeout
 
 _keepers: dict[str, PoolKeeper] = {}
 """This process's pools, by entry."""
@@ -29,46 +41,63 @@ _keepers_lock = threading.Lock()
 
 
 def local_warm_pool(entry: str) -> WarmPool | None:
-    """This process's warm pool for children running ``entry``, if it has
-    started one (for checks and benchmarks)."""
+    """This process's warm pool for children running ``entry``, if one is
+    open (for checks and benchmarks)."""
     keeper = _keepers.get(entry)
-    return None if keeper is None else keeper.pool
+    return None if keeper is None or keeper.closed else keeper.pool
 
 
-def _keeper(entry: str, size: int) -> PoolKeeper:
-    """This process's keeper for ``entry`` (started on first use), its target
-    size set to ``size``."""
+def _keeper(entry: str, size: int | None) -> PoolKeeper:
+    """This process's keeper for ``entry`` (started on first use, or again
+    after it closed), sized ``size`` (None: adaptive)."""
     with _keepers_lock:
         keeper = _keepers.get(entry)
+        if keeper is not None and keeper.closed:
+            keeper.close()  # idle for too long: already drained, its thread gone
+            keeper = None
         if keeper is None:
-            warm_up = WarmUp(preload=(entry.partition(':')[0],), sys_path=tuple(sys.path))
-            keeper = _keepers[entry] = PoolKeeper(WarmPool(warm_up, size))
-    if keeper.pool.size != size:  # the latest request's size is the target
-        keeper.pool.size = size
-        keeper.wake()
+            warm_up = WarmUp(
+                preload=(entry.partition(':')[0],), sys_path=tuple(sys.path),
+                idle_priority=_IDLE_PRIORITY,
+            )
+            sizing = Sizing(
+                size, created=time.monotonic(), cap=pool_cap(), idle_timeout=pool_idle_timeout(),
+            )
+            keeper = _keepers[entry] = PoolKeeper(WarmPool(warm_up, sizing.target), sizing)
+            return keeper
+    keeper.set_size(size)  # the latest request's size is the target
     return keeper
+
+
+_IDLE_PRIORITY = can_raise_priority()
+"""Members warm at idle priority where a claimed one can be raised back
+(``_priority``)."""
 
 
 async def warm_up(entry: str, warm_pool: int | None) -> None:
     """Start (or resize) this process's warm pool for ``entry``, so that the
     coming spawns find members warming or ready: a nursery of a pooled
     backend awaits it when it opens. Returns once the pool's members are
-    forked (on a worker thread: milliseconds), not warm. A no-op where the
-    pool is off, or this process cannot fork (its spawns go through the
-    forkserver, whose pool fills on use)."""
-    size = pool_size(warm_pool)
-    if size and can_fork_here():
-        await trio.to_thread.run_sync(_keeper(entry, size).pool.refill)
+    forked (on a worker thread: milliseconds), not warm; at once when the
+    pool is full. A no-op where the pool is off, or this process cannot fork
+    (its spawns go through the forkserver, whose pool fills on use)."""
+    size = explicit_size(warm_pool)
+    if size == 0 or not can_fork_here():
+        return
+    pool = _keeper(entry, size).pool
+    if len(pool.member_pids()) < pool.size:
+        await trio.to_thread.run_sync(pool.refill)
 
 
 async def claim_member(request: SpawnRequest, spec: ChildSpec) -> ProcessHandle | None:
     """Make a member of this process's pool for ``spec.entry`` into
     ``spec``'s child, ready or about to be; None if the pool is off or has
-    no member (the caller forks cold)."""
-    size = pool_size(request.warm_pool)
-    if not size:
+    no member (the caller forks cold; the pool grows if it adapts)."""
+    size = explicit_size(request.warm_pool)
+    if size == 0:
         return None
     keeper = _keeper(spec.entry, size)
+    keeper.asked()
     stdio = resolve_stdio_policy(request.stdio)
     inherit = stdio.mode == 'inherit'
     # What the spawner is now, not what it was when the member was forked.
@@ -108,7 +137,8 @@ async def _flush(control: WireChannel) -> None:
 
 def close_local_pools() -> None:
     """Drain and stop every pool of this process (blocking: idle members are
-    killed and reaped). Idempotent; the next :func:`warm_up` starts afresh."""
+    killed and reaped). Idempotent; the next :func:`warm_up` starts afresh.
+    Runs at interpreter exit."""
     with _keepers_lock:
         keepers = list(_keepers.values())
         _keepers.clear()
@@ -139,3 +169,4 @@ def _forget_pools_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_pools_after_fork)
+atexit.register(close_local_pools)

@@ -36,10 +36,9 @@ from .._fds import close_fds
 from .._fork import SubinterpretersAliveError, fork_with_report
 from .._wire import WireChannel
 from ._member import READY, WarmUp, handout_frame, serve_as_pool_member
+from ._priority import raise_priority
+from ._sizing import Sizing
 
-ENV_VAR = 'TRACTOR_SUBINT_WARM_POOL'
-DEFAULT_SIZE = 2
-"""Members a pool keeps (each costs one idle actor's memory, ~20 MiB)."""
 BLOCKED_RETRY = 0.1
 """Seconds between refill attempts while this process holds a
 subinterpreter (and so must not fork)."""
@@ -54,23 +53,6 @@ ms with an immediate refill and 6.0-6.3 ms with this delay."""
 ForkFn = Callable[..., tuple[int, int]]
 
 
-def pool_size(requested: int | None) -> int:
-    """The pool size for a spawn: ``requested``, else ``$TRACTOR_SUBINT_WARM_POOL``,
-    else :data:`DEFAULT_SIZE`. :class:`ValueError` for a negative or
-    malformed size."""
-    if requested is None:
-        text = os.environ.get(ENV_VAR, '').strip()
-        if not text:
-            return DEFAULT_SIZE
-        try:
-            requested = int(text)
-        except ValueError:
-            raise ValueError(f'${ENV_VAR} must be a whole number, got {text!r}') from None
-    if requested < 0:
-        raise ValueError(f'a warm pool size must be >= 0, got {requested}')
-    return requested
-
-
 @dataclass
 class Member:
     """One pool member, as its owner sees it."""
@@ -80,6 +62,8 @@ class Member:
     """Read end of its report pipe; whoever takes the member owns it."""
     control: WireChannel
     ready: bool = False
+    idle_priority: bool = False
+    """It warms at idle CPU priority (see ``_priority``)."""
 
     def read_ready(self) -> bool:
         """Read what the member said: True once it said READY, False if it
@@ -108,7 +92,8 @@ class WarmPool:
     def __init__(self, warm_up: WarmUp, size: int, *, fork: ForkFn = fork_with_report) -> None:
         self.warm_up = warm_up
         self.size = size
-        """Members to keep; the latest spawn request's size."""
+        """Members to keep (its driver's rule sets it: a request's size in
+        the forkserver, :class:`Sizing` under a keeper)."""
         self._fork = fork
         self._members: dict[int, Member] = {}
         """By control fd."""
@@ -152,7 +137,18 @@ class WarmPool:
             raise
         finally:
             theirs.close()
-        return Member(pid, report_fd, WireChannel(ours))
+        return Member(pid, report_fd, WireChannel(ours), idle_priority=self.warm_up.idle_priority)
+
+    def trim(self) -> None:
+        """Kill and reap members beyond :attr:`size` (blocking), those still
+        warming first: their CPU is not spent yet."""
+        with self._lock:
+            surplus = len(self._members) - self.size
+            doomed = sorted(self._members.items(), key=lambda item: item[1].ready)[:max(0, surplus)]
+            for fd, _member in doomed:
+                del self._members[fd]
+        for _fd, member in doomed:
+            self._bury(member, kill=True)
 
     def watched_fds(self) -> list[int]:
         with self._lock:
@@ -197,8 +193,11 @@ class WarmPool:
 
         The caller flushes the channel (``WireChannel.flush_nowait`` when the
         socket is writable), then closes it. Ready or still warming, the
-        member takes it when it can.
+        member takes it when it can; one still warming is raised from idle
+        to normal priority first (``_priority``): a spawn now waits for it.
         """
+        if not member.ready and member.idle_priority:
+            raise_priority(member.pid)
         frame = handout_frame(spec, stdio=stdio, cwd=cwd, environ=environ)
         member.control.queue(frame, (spec.ipc_fd, *stdio_fds))
 
@@ -245,6 +244,8 @@ class WarmPool:
     def _bury(member: Member, *, kill: bool = False) -> None:
         member.control.close()
         if kill:
+            if member.idle_priority:
+                raise_priority(member.pid)  # a thread must run to die: let it
             os.kill(member.pid, signal.SIGKILL)  # still unreaped: the pid is its
         os.waitpid(member.pid, 0)
         close_fds([member.report_fd])
@@ -258,15 +259,22 @@ def _alive(control: WireChannel) -> bool:
 
 
 class PoolKeeper:
-    """Drives a :class:`WarmPool` from a thread: refills it and watches its
-    members, so that the owner's event loop never blocks on either."""
+    """Drives a :class:`WarmPool` from a thread: refills it, watches its
+    members, and sizes it by its :class:`Sizing` rule, so that the owner's
+    event loop never blocks on any of it. A pool idle for the rule's
+    timeout is drained and the keeper stops (:attr:`closed`)."""
 
-    def __init__(self, pool: WarmPool) -> None:
+    def __init__(self, pool: WarmPool, sizing: Sizing) -> None:
         self.pool = pool
+        self._sizing = sizing
+        self._sizing_lock = threading.Lock()
+        pool.size = sizing.target
         self._wake_r, self._wake_w = os.pipe()
         self._refill_after = 0.0
         """time.monotonic() before which the keeper does not refill."""
         self._stopping = False
+        self.closed = False
+        """Whether the pool is closed (by :meth:`close`, or idle for too long)."""
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name='tractor-subint-pool', daemon=True)
         self._thread.start()
@@ -278,6 +286,21 @@ class PoolKeeper:
         except OSError:
             pass  # stopped, or the pipe is full of wake-ups already
 
+    def set_size(self, explicit: int | None) -> None:
+        """The size a nursery asks for (None: adapt to demand)."""
+        with self._sizing_lock:
+            self._sizing.set_fixed(explicit, time.monotonic())
+            resized = self.pool.size != self._sizing.target
+            self.pool.size = self._sizing.target
+        if resized:
+            self.wake()
+
+    def asked(self) -> None:
+        """A spawn asks for a member: count it (an adaptive pool grows to a
+        burst's size)."""
+        with self._sizing_lock:
+            self.pool.size = self._sizing.asked(time.monotonic())
+
     def taken(self) -> None:
         """A member was taken: refill after :data:`REFILL_DELAY`."""
         self._refill_after = time.monotonic() + REFILL_DELAY
@@ -286,20 +309,41 @@ class PoolKeeper:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                wait_ms = int((self._refill_after - time.monotonic()) * 1000) + 1
-                if wait_ms <= 0 and not self._try_refill():
+                if not self._apply_sizing():
+                    break
+                now = time.monotonic()
+                if self._refill_after <= now and not self._try_refill():
                     continue
+                deadline = self._sizing.next_deadline()
+                if self._refill_after > now:
+                    deadline = min(deadline, self._refill_after)
+                timeout_ms = max(0, int((deadline - now) * 1000) + 1)
                 poller = select.poll()
                 poller.register(self._wake_r, select.POLLIN)
                 for fd in self.pool.watched_fds():
                     poller.register(fd, select.POLLIN | select.POLLRDHUP)
-                for fd, _mask in poller.poll(wait_ms if wait_ms > 0 else None):
+                for fd, _mask in poller.poll(timeout_ms):
                     if fd == self._wake_r:
                         os.read(self._wake_r, 512)
                     else:
                         self.pool.on_readable(fd)
         except BaseException as exc:  # reported by close()
             self._error = exc
+        finally:
+            self.closed = True
+            self.pool.drain()
+
+    def _apply_sizing(self) -> bool:
+        """Shrink (or close) the pool if it has been idle; False once closed."""
+        with self._sizing_lock:
+            target = self._sizing.tick(time.monotonic())
+            if target is not None:
+                self.pool.size = target
+        if target == 0:
+            return False
+        if target is not None:
+            self.pool.trim()
+        return True
 
     def _try_refill(self) -> bool:
         """Refill; False if this process cannot fork right now because it
@@ -317,11 +361,13 @@ class PoolKeeper:
         return True
 
     def close(self) -> None:
-        """Stop the thread, drain the pool (blocking)."""
+        """Stop the thread, drain the pool (blocking). Idempotent."""
         self._stopping = True
         self.wake()
         self._thread.join()
-        close_fds([self._wake_r, self._wake_w])
-        self.pool.drain()
+        if self._wake_w >= 0:
+            close_fds([self._wake_r, self._wake_w])
+            self._wake_r = self._wake_w = -1
         if self._error is not None:
-            raise RuntimeError(f'the warm pool keeper failed: {self._error!r}') from self._error
+            error, self._error = self._error, None
+            raise RuntimeError(f'the warm pool keeper failed: {error!r}') from error

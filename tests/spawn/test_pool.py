@@ -1,0 +1,123 @@
+"""The warm pool's parts on their own: the sizing rule (a pure function of
+events and times) and a member's priority while it warms."""
+from __future__ import annotations
+
+import os
+import select
+import socket
+import sys
+import time
+
+import pytest
+
+from tractor_subint.spawn._contract import ChildSpec
+from tractor_subint.spawn.pool import PoolKeeper, Sizing, WarmPool
+from tractor_subint.spawn.pool._member import WarmUp
+from tractor_subint.spawn.pool._priority import can_raise_priority
+
+# -- sizing ---------------------------------------------------------------------------
+
+
+def test_an_explicit_size_is_kept_whatever_the_demand():
+    sizing = Sizing(3, created=0.0, cap=8)
+    for i in range(10):
+        assert sizing.asked(0.01 * i) == 3
+    assert sizing.tick(30.0) is None  # no shrinking either
+
+
+def test_an_adaptive_pool_grows_to_a_burst_up_to_its_cap():
+    sizing = Sizing(None, created=0.0, cap=6, floor=2)
+    assert sizing.target == 2
+    assert [sizing.asked(1.0 + i / 100) for i in range(8)] == [2, 2, 3, 4, 5, 6, 6, 6]
+
+
+def test_spawns_outside_the_burst_window_do_not_add_up():
+    sizing = Sizing(None, created=0.0, cap=8, floor=2, burst_window=1.0)
+    for second in range(5):
+        assert sizing.asked(float(second * 2)) == 2  # one spawn every 2 s: no burst
+
+
+def test_an_idle_adaptive_pool_halves_down_to_its_floor_then_closes():
+    sizing = Sizing(None, created=0.0, cap=8, floor=2, shrink_after=10, idle_timeout=60)
+    for i in range(8):
+        sizing.asked(i / 100)
+    assert sizing.target == 8
+    assert sizing.tick(5.0) is None
+    assert sizing.next_deadline() == pytest.approx(10.07)
+    assert sizing.tick(10.1) == 4
+    assert sizing.tick(15.0) is None
+    assert sizing.tick(20.2) == 2
+    assert sizing.tick(40.0) is None  # at the floor: only the idle timeout is left
+    assert sizing.next_deadline() == pytest.approx(60.07)
+    assert sizing.tick(60.1) == 0
+
+
+def test_a_spawn_restarts_the_idle_clock():
+    sizing = Sizing(2, created=0.0, idle_timeout=60)
+    assert sizing.tick(59.0) is None
+    sizing.asked(59.0)
+    assert sizing.tick(110.0) is None
+    assert sizing.tick(119.5) == 0
+
+
+def test_an_explicit_size_wins_over_adaptation_and_back():
+    sizing = Sizing(None, created=0.0, cap=8, floor=2)
+    sizing.asked(0.0)
+    sizing.set_fixed(5, 0.5)
+    assert sizing.asked(0.6) == 5 and sizing.target == 5
+    sizing.set_fixed(None, 1.0)
+    assert sizing.target == 5  # adapts on from where it is
+    assert sizing.tick(11.1) == 2
+
+
+# -- priority -----------------------------------------------------------------------
+
+
+def _idle_threads(pid: int) -> int:
+    count = 0
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            count += os.sched_getscheduler(int(tid)) == os.SCHED_IDLE
+        except OSError:
+            pass  # the thread just ended
+    return count
+
+
+def _flush(channel) -> None:
+    while not channel.flush_nowait():
+        select.select([], [channel.fileno()], [], 5)
+
+
+@pytest.mark.skipif(not can_raise_priority(), reason='this process may not raise a priority back')
+def test_a_member_warms_at_idle_priority_and_is_raised_when_claimed_warming(tmp_path, monkeypatch):
+    reached, gate = tmp_path / 'reached', tmp_path / 'gate'
+    os.mkfifo(reached)
+    os.mkfifo(gate)
+    monkeypatch.setenv('TS_POOL_REACHED', str(reached))
+    monkeypatch.setenv('TS_POOL_GATE', str(gate))
+    pool = WarmPool(WarmUp(('_pool_gate',), tuple(sys.path), idle_priority=True), 1)
+    keeper = PoolKeeper(pool, Sizing(1, created=time.monotonic()))
+    ours, theirs = socket.socketpair()
+    try:
+        with open(reached) as f:  # the member's warm-up opens it once it is importing
+            assert f.read() == 'warming\n'
+        (pid,) = pool.member_pids()
+        assert _idle_threads(pid) == 1  # the warming thread, and only it
+        member = pool.claim()
+        assert member is not None and member.pid == pid and not member.ready
+        spec = ChildSpec('gated', '_pool_gate:entry', b'x', theirs.fileno(), 'subint', sys_path=sys.path)
+        pool.hand_out(member, spec, stdio='inherit', cwd=os.getcwd(), environ=dict(os.environ))
+        assert _idle_threads(pid) == 0  # raised: a spawn waits for it now
+        _flush(member.control)
+        member.control.close()
+        with open(gate, 'w'):
+            pass  # let the warm-up finish
+        ours.settimeout(20)
+        assert ours.recv(64) == b'hosted:x'  # warm, then became the child it was handed
+        _pid, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        os.close(member.report_fd)
+    finally:
+        ours.close()
+        theirs.close()
+        keeper.close()
