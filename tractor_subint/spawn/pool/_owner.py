@@ -330,8 +330,8 @@ class PoolKeeper:
         except BaseException as exc:  # reported by close()
             self._error = exc
         finally:
+            self.pool.drain()  # the pool takes no more members from here on
             self.closed = True
-            self.pool.drain()
 
     def _apply_sizing(self) -> bool:
         """Shrink (or close) the pool if it has been idle; False once closed."""
