@@ -270,7 +270,7 @@ def test_needs_own_process_skips_under_in_process_backends_which_also_count_inte
 
 
 @pytest.mark.parametrize(('args', 'problem'), [
-    ("'trio', 'mp_forkserver'", "unknown spawn method key 'mp_forkserver'"),
+    ("'trio', 3", 'spawn method keys are strings, not 3'),
     ('', '() needs at least one spawn method key'),
     ("'trio', reasn='typo'", 'unexpected keyword argument(s) reasn'),
 ])
@@ -298,7 +298,69 @@ def test_skipon_spawn_backend_rejects_bad_arguments(inner, args, problem):
     result.stdout.no_fnmatch_line('*AssertionError*')
 
 
+UPSTREAM_KEY = """
+    import pytest
+
+    @pytest.mark.skipon_spawn_backend('mp_spawn', reason='upstream tractor only')
+    def test_shared_with_upstream():
+        pass
+
+    @pytest.mark.skipon_spawn_backend('trio', 'mp_forkserver')
+    def test_partly_upstream():
+        pass
+
+    def test_plain():
+        pass
+"""
+
+
+@pytest.mark.parametrize('filterwarnings', ['default', 'error'])
+def test_a_key_registered_elsewhere_warns_and_the_session_goes_on(inner, filterwarnings):
+    inner.makepyfile(UPSTREAM_KEY)
+    result = run(inner, '--spawn-backend=subint_forkserver', '-W', filterwarnings, '-ra')
+    warning = (
+        "*UnknownSpawnKeyWarning: @pytest.mark.skipon_spawn_backend('mp_spawn'): not a spawn method key "
+        'of tractor_subint, so it never matches here (a key of upstream tractor, or a typo?); ours: trio, *'
+    )
+    if filterwarnings == 'default':
+        result.assert_outcomes(passed=3, warnings=2)
+        result.stdout.fnmatch_lines([warning])
+        result.stdout.fnmatch_lines(["*skipon_spawn_backend('mp_forkserver')*"])
+    else:  # the warning fails its own test, and only that one
+        result.assert_outcomes(passed=1, errors=2)
+        result.stdout.fnmatch_lines_random([
+            '*ERROR at setup of test_shared_with_upstream*',
+            '*ERROR at setup of test_partly_upstream*',
+            "E *UnknownSpawnKeyWarning: @pytest.mark.skipon_spawn_backend('mp_spawn'): *",
+            "E *UnknownSpawnKeyWarning: @pytest.mark.skipon_spawn_backend('mp_forkserver'): *",
+        ])
+    # A key of ours among them still skips.
+    result = run(inner, '--spawn-backend=trio', '-W', 'default', '-rs')
+    result.assert_outcomes(passed=2, skipped=1, warnings=1)
+
+
 # process hygiene ------------------------------------------------------------
+
+
+def test_a_leak_report_is_the_list_not_the_plugin_s_source(inner):
+    inner.makepyfile(
+        """
+        import os
+
+        def test_leaks():
+            os.posix_spawnp('sleep', ['sleep', '3605'], os.environ)
+        """
+    )
+    result = run(inner)
+    result.assert_outcomes(passed=1, errors=1)
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if 'ERROR at teardown of test_leaks' in line)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith(('___', '===')))
+    report = lines[start + 1:end]
+    assert len(report) <= 4, '\n'.join(report)
+    assert report[0] == 'test left processes behind (now killed and reaped):', report
+    assert report[1].startswith('  pid=') and report[1].endswith("'sleep 3605'")
+    assert not [line for line in report if 'def ' in line or 'pytest_plugin.py' in line], report
 
 def test_tests_that_leave_processes_behind_fail(inner):
     pids = inner.path / 'pids'
@@ -367,11 +429,11 @@ def test_tests_that_leave_processes_behind_fail(inner):
         '*ERROR at teardown of test_zombie_child*',
         '*ERROR at teardown of test_orphaned_grandchild*',
         '*ERROR at teardown of test_child_with_a_child*',
-        "E * pid=* state=? 'sleep 3601'",
-        'E * pid=* state=Z (zombie: exited, not reaped) *',
-        f"E * pid=* ppid={inner_pid} state=? 'sleep 3602'",
-        "E * pid=* state=? 'sleep 3603'",
-        "E * pid=* state=? 'sh -c sleep 3603 *",
+        "  pid=* state=? 'sleep 3601'",
+        '  pid=* state=Z (zombie: exited, not reaped) *',
+        f"  pid=* ppid={inner_pid} state=? 'sleep 3602'",
+        "  pid=* state=? 'sleep 3603'",
+        "  pid=* state=? 'sh -c sleep 3603 *",
     ])
     result.stdout.no_fnmatch_line('*test_clean*')
     result.stdout.no_fnmatch_line('*= process check =*')  # the per-test check got all

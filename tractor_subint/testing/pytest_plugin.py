@@ -15,8 +15,10 @@ Opt-in: ``pytest -p tractor_subint.testing.pytest_plugin`` (or that in
     The selected key (session scope; the two names are aliases).
 
 ``@pytest.mark.skipon_spawn_backend(*keys, reason=...)``
-    Skip a test when the selected backend is one of ``keys``. Every key must
-    be a registered spawn method key.
+    Skip a test when the selected backend is one of ``keys``. A key that is
+    not one of ours (upstream tractor's ``'mp_spawn'``, in a test shared with
+    upstream's suite; or a typo) never matches here, and is reported with a
+    :class:`UnknownSpawnKeyWarning`; the session goes on.
 
 ``@pytest.mark.needs_own_process(reason=...)``
     Skip a test when the selected backend runs actors inside the spawning
@@ -82,9 +84,17 @@ _made_subreaper_key = pytest.StashKey[bool]()
 _finishing_key = pytest.StashKey[bool]()
 _late_reports_key = pytest.StashKey['list[str]']()
 _preexisting_key = pytest.StashKey['set[int]']()
+_unknown_keys_key = pytest.StashKey['list[str]']()
 
 
 UPSTREAM_PLUGIN = 'tractor._testing.pytest'
+
+
+class UnknownSpawnKeyWarning(pytest.PytestWarning):
+    """A ``skipon_spawn_backend`` key that is not a spawn method of ours: it
+    never matches, so the marker cannot skip for it."""
+
+    __module__ = 'tractor_subint.testing.pytest_plugin'
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -223,12 +233,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     backend = config.stash[_backend_key]
     errors: list[str] = []
+    known = {backend.key for backend in registered_backends()}
     for item in items:
         for mark in item.iter_markers(MARKER):
             problem = _marker_problem(mark)
             if problem is not None:
                 errors.append(f'{item.nodeid}: @pytest.mark.{MARKER}{problem}')
                 continue
+            unknown = [key for key in mark.args if key not in known]
+            if unknown:
+                item.stash.setdefault(_unknown_keys_key, []).extend(unknown)
             if backend in mark.args:
                 reason = mark.kwargs.get('reason')
                 text = f'skipped on spawn backend {backend!r}'
@@ -244,16 +258,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Warned here, not at collection: a warning is then the test's own (with
+    # filterwarnings=error it fails this test, not the whole session).
+    for key in item.stash.get(_unknown_keys_key, []):
+        item.warn(UnknownSpawnKeyWarning(
+            f'@pytest.mark.{MARKER}({key!r}): not a spawn method key of tractor_subint, so it never '
+            f'matches here (a key of upstream tractor, or a typo?); ours: {_registered_keys()}'
+        ))
+
+
 def _marker_problem(mark: pytest.Mark) -> str | None:
     if not mark.args:
         return '() needs at least one spawn method key'
     unexpected = set(mark.kwargs) - {'reason'}
     if unexpected:
         return f': unexpected keyword argument(s) {", ".join(sorted(unexpected))}'
-    known = {backend.key for backend in registered_backends()}
-    for key in mark.args:
-        if key not in known:
-            return f': unknown spawn method key {key!r}'
+    strays = [key for key in mark.args if not isinstance(key, str)]
+    if strays:
+        return f': spawn method keys are strings, not {strays[0]!r}'
     return None
 
 
@@ -287,12 +310,12 @@ def _no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     interpreters_before = set(live_subinterpreters()) if in_process else set()
     yield
     close_local_pools()  # the process's warm pools: kept beyond the test's nurseries
-    left = _kill_and_reap(exclude=before)
-    if in_process:
-        left += [
-            f'subinterpreter {interp_id} (alive in pytest\'s own process)'
-            for interp_id in sorted(set(live_subinterpreters()) - interpreters_before)
-        ]
+    processes = _kill_and_reap(exclude=before)
+    interpreters = [
+        f'subinterpreter {interp_id} (alive in pytest\'s own process)'
+        for interp_id in sorted(set(live_subinterpreters()) - interpreters_before)
+    ] if in_process else []
+    left = processes + interpreters
     if not left:
         return
     if config.stash.get(_finishing_key, False):
@@ -303,10 +326,20 @@ def _no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
             f'{line}  (left by {request.node.nodeid})' for line in left
         )
         return
-    pytest.fail(
-        'test left processes or subinterpreters behind (processes now killed and reaped):\n  '
-        + '\n  '.join(left)
-    )
+    # pytrace=False: the report is the list, not this fixture's source.
+    pytest.fail(_leak_report(processes, interpreters), pytrace=False)
+
+
+def _leak_report(processes: list[str], interpreters: list[str]) -> str:
+    lines = []
+    if processes:
+        lines += ['test left processes behind (now killed and reaped):', *(f'  {p}' for p in processes)]
+    if interpreters:
+        lines += [
+            "test left subinterpreters alive in pytest's own process (nothing can kill them):",
+            *(f'  {i}' for i in interpreters),
+        ]
+    return '\n'.join(lines)
 
 
 @pytest.hookimpl(wrapper=True)
