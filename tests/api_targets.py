@@ -212,3 +212,17 @@ async def ticker(ctx: ts.Context, n: int) -> None:
         assert await stream.receive() == 'go'
         for i in range(n):
             await stream.send(i)
+
+
+# -- root, discovery, logging ------------------------------------------------------
+
+def actor_facts() -> dict[str, object]:
+    """What an actor knows about itself and its logging."""
+    from tractor_subint.log import console_level
+
+    return {
+        'is_root_process': ts.is_root_process(),
+        'is_root': ts.current_actor().is_root,
+        'console_level': console_level(),
+        'debug_mode': ts.current_actor().debug_mode,
+    }

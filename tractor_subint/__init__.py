@@ -40,11 +40,15 @@ __all__ = [
     'context',
     'current_actor',
     'current_start_method',
+    'is_root_process',
+    'log',
     'open_nursery',
+    'open_root_actor',
     'try_set_start_method',
 ]
 
 if TYPE_CHECKING:
+    from . import log as log
     from .runtime import Actor as Actor
     from .runtime import ActorCancelled as ActorCancelled
     from .runtime import ActorFailure as ActorFailure
@@ -62,7 +66,9 @@ if TYPE_CHECKING:
     from .runtime import ValueDecodeError as ValueDecodeError
     from .runtime import context as context
     from .runtime import current_actor as current_actor
+    from .runtime import is_root_process as is_root_process
     from .runtime import open_nursery as open_nursery
+    from .runtime import open_root_actor as open_root_actor
     from .spawn import SpawnMethodKey as SpawnMethodKey
     from .spawn import SubinterpretersAliveError as SubinterpretersAliveError
     from .spawn import SubintExecError as SubintExecError
@@ -75,11 +81,12 @@ __getattr__, __dir__ = lazy_module(__name__, {
         'Actor', 'ActorCancelled', 'ActorFailure', 'ActorNursery', 'BroadcastReceiver', 'Context',
         'ContextCancelled', 'FrameTooLarge', 'MsgStream', 'MsgTypeError', 'Portal', 'RemoteActorError',
         'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError', 'context', 'current_actor',
-        'open_nursery',
+        'is_root_process', 'open_nursery', 'open_root_actor',
     ),
     '.spawn': (
         'SpawnMethodKey', 'SubintExecError', 'SubinterpretersAliveError', 'current_start_method',
         'try_set_start_method',
     ),
     '.spawn.forkserver': ('ForkserverError',),
+    '.log': ('log',),
 })

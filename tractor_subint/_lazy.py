@@ -21,7 +21,8 @@ def lazy_module(
 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """A module's ``__getattr__`` and ``__dir__`` for ``package``:
     ``exports`` maps a module, relative to the package (``'._fork'``), to
-    the names it provides. Use as
+    the names it provides; a name that is the module's own (``'.log':
+    ('log',)``) is the submodule itself. Use as
     ``__getattr__, __dir__ = lazy_module(__name__, {...})``."""
     where = {name: module for module, names in exports.items() for name in names}
 
@@ -30,7 +31,8 @@ def lazy_module(
             module = where[name]
         except KeyError:
             raise AttributeError(f'module {package!r} has no attribute {name!r}') from None
-        value = getattr(importlib.import_module(module, package), name)
+        loaded = importlib.import_module(module, package)
+        value = loaded if module.lstrip('.') == name else getattr(loaded, name)
         setattr(sys.modules[package], name, value)  # later reads skip this hook
         return value
 

@@ -36,11 +36,14 @@ __all__ = [
     'LOG_ENV',
     'ROOT_LOGGER',
     'ActorTag',
+    'CUSTOM_LEVELS',
     'ConsoleHandler',
     'console_level',
     'disable_console',
     'enable_console',
+    'get_console_log',
     'get_logger',
+    'level_name',
     'level_number',
 ]
 
@@ -50,6 +53,13 @@ LOG_ENV = 'TRACTOR_SUBINT_LOG'
 FORMAT = '%(asctime)s.%(msecs)03d %(actor)s[%(process)d] %(levelname)s %(name)s: %(message)s'
 DATE_FORMAT = '%H:%M:%S'
 """The console's line: ``14:03:07.512 worker-1[4711] DEBUG tractor_subint.runtime: ...``."""
+
+CUSTOM_LEVELS: dict[str, int] = {'TRANSPORT': 5, 'RUNTIME': 15, 'DEVX': 17, 'CANCEL': 22, 'PDB': 500}
+"""tractor's extra level names, accepted wherever a level is (``loglevel='cancel'``)."""
+
+for _name, _number in CUSTOM_LEVELS.items():
+    if logging.getLevelName(_number) != _name:
+        logging.addLevelName(_number, _name)
 
 _actor_name = '-'
 """The running actor's name (set by the runtime; per interpreter, as this
@@ -74,20 +84,31 @@ class ActorTag(logging.Filter):
 _TAG = ActorTag()
 
 
-def get_logger(layer: str | None = None) -> logging.Logger:
-    """The package's logger for ``layer`` (``'runtime'`` gives
-    ``tractor_subint.runtime``; a name that already starts with
-    ``tractor_subint`` is taken as is; None gives the package logger)."""
-    if not layer:
-        name = ROOT_LOGGER
-    elif layer == ROOT_LOGGER or layer.startswith(ROOT_LOGGER + '.'):
-        name = layer
+def get_logger(name: str | None = None) -> logging.Logger:
+    """The package's logger for ``name``, a layer or a user's module
+    (``'runtime'`` gives ``tractor_subint.runtime``; a name that already
+    starts with ``tractor_subint`` is taken as is; None gives the package
+    logger). tractor's ``get_logger(name)``: its records reach the console
+    (:func:`enable_console`) with the package's."""
+    if not name:
+        full = ROOT_LOGGER
+    elif name == ROOT_LOGGER or name.startswith(ROOT_LOGGER + '.'):
+        full = name
     else:
-        name = f'{ROOT_LOGGER}.{layer}'
-    logger = logging.getLogger(name)
+        full = f'{ROOT_LOGGER}.{name}'
+    logger = logging.getLogger(full)
     if _TAG not in logger.filters:
         logger.addFilter(_TAG)
     return logger
+
+
+def get_console_log(level: str | int | None = None, name: str | None = None) -> logging.Logger:
+    """tractor's spelling: turn the console on at ``level`` (when given; see
+    :func:`enable_console`) and return the logger ``name`` (see
+    :func:`get_logger`)."""
+    if level is not None:
+        enable_console(level)
+    return get_logger(name)
 
 
 def level_number(level: str | int) -> int:
@@ -100,9 +121,19 @@ def level_number(level: str | int) -> int:
         return int(text)
     number = logging.getLevelNamesMapping().get(text.upper())
     if number is None:
-        names = ', '.join(name.lower() for name in ('DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'))
+        names = ', '.join(
+            name.lower() for name in ('DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL', *CUSTOM_LEVELS)
+        )
         raise ValueError(f'{level!r} is not a logging level: use one of {names} (or a number)')
     return number
+
+
+def level_name(level: str | int) -> str:
+    """``level`` checked (:func:`level_number`) and named as a boot spec
+    carries it (``'INFO'``; a number without a name as its digits)."""
+    number = level_number(level)
+    name = logging.getLevelName(number)
+    return name if logging.getLevelNamesMapping().get(name) == number else str(number)
 
 
 class ConsoleHandler(logging.StreamHandler[TextIO]):
@@ -159,9 +190,7 @@ def console_level() -> str | None:
     carries, so that the child prints at the same level."""
     if _console() is None:
         return None
-    number = get_logger().level
-    name = logging.getLevelName(number)
-    return name if logging.getLevelNamesMapping().get(name) == number else str(number)
+    return level_name(get_logger().level)
 
 
 def configure_from_env() -> None:

@@ -41,7 +41,9 @@ __all__ = [
     'ValueDecodeError',
     'context',
     'current_actor',
+    'is_root_process',
     'open_nursery',
+    'open_root_actor',
 ]
 
 if TYPE_CHECKING:
@@ -62,6 +64,8 @@ if TYPE_CHECKING:
     from ._errors import ValueDecodeError as ValueDecodeError
     from ._portal import PendingCall as PendingCall
     from ._portal import Portal as Portal
+    from ._root import is_root_process as is_root_process
+    from ._root import open_root_actor as open_root_actor
     from ._state import current_actor as current_actor
     from ._streaming import BroadcastReceiver as BroadcastReceiver
     from ._streaming import MsgStream as MsgStream
@@ -79,6 +83,7 @@ __getattr__, __dir__ = lazy_module(__name__, {
         'StreamOverrun', 'ValueDecodeError',
     ),
     '._portal': ('PendingCall', 'Portal'),
+    '._root': ('is_root_process', 'open_root_actor'),
     '._state': ('current_actor',),
     '._streaming': ('BroadcastReceiver', 'MsgStream'),
     '._supervise': ('ActorNursery', 'open_nursery'),

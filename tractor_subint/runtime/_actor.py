@@ -18,7 +18,7 @@ import trio
 from .._exceptions import ProtocolError, TractorSubintError
 from ..log import get_logger
 from ..spawn import SpawnTree, cancel_on_forwarded_signal, current_tree, describe_cancel_byte, open_tree
-from ._bootspec import BootSpec, Uid
+from ._bootspec import Aid, BootSpec, Uid
 from ._channel import Channel
 from ._codec import UndecodableValue
 from ._context import Context, require_context_function
@@ -72,8 +72,11 @@ class Actor:
         self._contexts: dict[int, Context] = {}
         self._stopped_by: Channel | None = None
         """The channel whose peer asked this actor to stop, if one did."""
-        self.open_nurseries = 0
-        """Actor nurseries open in this actor (the root actor ends with the last)."""
+        self.debug_mode = False
+        """Whether this actor's tree runs in debug mode (README, "Debug mode")."""
+        self.holders = 0
+        """(Root) The blocks holding this root actor: ``open_root_actor`` and
+        nurseries; the last one to end ends it."""
         self.cancel_reason: str | None = None
         """Why this actor stopped serving, once it has."""
         self._serve_scope = trio.CancelScope()
@@ -85,11 +88,11 @@ class Actor:
         """The channel to the parent, while this (non-root) actor serves."""
 
     @classmethod
-    def new_root(cls) -> Actor:
-        """The implicit root of a new tree; it opens the tree's spawn
-        resources (:func:`tractor_subint.spawn.open_tree`) unless this
-        process already belongs to a tree."""
-        root = cls('root', ('root', uuid.uuid4().hex))
+    def new_root(cls, name: str = 'root') -> Actor:
+        """The root of a new tree; it opens the tree's spawn resources
+        (:func:`tractor_subint.spawn.open_tree`) unless this process already
+        belongs to a tree."""
+        root = cls(name, (name, uuid.uuid4().hex))
         if current_tree() is None:
             root._owned_tree = open_tree()
         return root
@@ -97,6 +100,11 @@ class Actor:
     @property
     def is_root(self) -> bool:
         return self.spec is None
+
+    @property
+    def aid(self) -> Aid:
+        """This actor's identity: name, uuid and pid."""
+        return Aid(self.name, self.uid[1], os.getpid())
 
     def __repr__(self) -> str:
         return f'<Actor {self.name}[{self.uid[1][:8]}] pid={os.getpid()}>'

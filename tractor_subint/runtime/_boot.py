@@ -74,6 +74,7 @@ async def _actor_main(spec: BootSpec, ipc_fd: int, cancel_fd: int) -> None:
         socket.socket(fileno=ipc_fd), get_codec(spec.codec), max_frame=spec.max_frame or MAX_FRAME,
     )
     actor = Actor(spec.name, spec.uid, spec)
+    actor.debug_mode = spec.debug_mode
     set_current_actor(actor)
     try:
         try:

@@ -15,6 +15,19 @@ Uid = tuple[str, str]
 
 
 @dataclass(frozen=True)
+class Aid:
+    """An actor's identity as tractor spells it (``portal.chan.aid``)."""
+
+    name: str
+    uuid: str
+    pid: int
+
+    @property
+    def uid(self) -> Uid:
+        return (self.name, self.uuid)
+
+
+@dataclass(frozen=True)
 class BootSpec:
     """Everything a child needs to become an actor."""
 
@@ -37,6 +50,8 @@ class BootSpec:
     max_frame: int | None = None
     """The frame limit of that channel, in bytes (None: the default,
     ``_channel.MAX_FRAME``); both ends use the same."""
+    debug_mode: bool = False
+    """Whether the actor runs in debug mode (README, "Debug mode")."""
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), separators=(',', ':')).encode()

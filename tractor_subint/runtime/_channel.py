@@ -12,6 +12,7 @@ import struct
 import trio
 
 from .._exceptions import PUBLIC_MODULE, ProtocolError, TractorSubintError
+from ._bootspec import Aid, Uid
 from ._codec import Codec, UndecodableValue
 from ._msgs import Msg
 
@@ -61,6 +62,14 @@ class Channel:
         self._buffer = bytearray()
         self._send_lock = trio.Lock()
         self._eof = False
+        self.aid: Aid | None = None
+        """The identity of the actor at the other end, once known."""
+
+    @property
+    def uid(self) -> Uid | None:
+        """The other end's ``(name, uuid)`` (tractor's older spelling of
+        ``aid.uid``)."""
+        return None if self.aid is None else self.aid.uid
 
     @classmethod
     def from_socket(cls, sock: socket.socket, codec: Codec, *, max_frame: int = MAX_FRAME) -> Channel:

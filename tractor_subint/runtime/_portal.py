@@ -101,6 +101,12 @@ class Portal:
     def pid(self) -> int:
         return self._child.pid
 
+    @property
+    def chan(self) -> Channel:
+        """The channel to the actor (tractor's name); ``portal.chan.aid``
+        is the actor's identity."""
+        return self.channel
+
     # -- public API ---------------------------------------------------------
 
     async def run(self, fn: Callable[..., object], **kwargs: Any) -> Any:

@@ -19,12 +19,12 @@ from typing import Any
 import trio
 
 from .._exceptions import ProtocolError
-from ..log import console_level, get_logger
+from ..log import console_level, get_logger, level_name
 from ..spawn import ProcessHandle, SpawnRequest, current_start_method, get_backend, validate_start_method
 from . import _testhooks
 from ._actor import Actor
 from ._boot import ENTRY
-from ._bootspec import BootSpec, Uid
+from ._bootspec import Aid, BootSpec, Uid
 from ._channel import MAX_FRAME, Channel, check_max_frame
 from ._child import ChildActor
 from ._codec import codec_for_channel, get_codec
@@ -32,7 +32,7 @@ from ._errors import ActorFailure, RemoteActorError
 from ._interrupts import ended_by_sigint, interrupts_unwrapped, plain_interrupt
 from ._msgs import BootFailed, Ready
 from ._portal import Portal
-from ._state import current_actor_or_none, set_current_actor
+from ._root import holding_root
 from ._targets import check_target, func_ref, main_info, module_ref
 
 log = get_logger('runtime')
@@ -70,7 +70,7 @@ class ActorNursery:
 
     def __init__(
         self, actor: Actor, method: str, task_nursery: trio.Nursery, *, warm_pool: int | None = None,
-        max_frame: int = MAX_FRAME,
+        max_frame: int = MAX_FRAME, loglevel: str | int | None = None,
     ) -> None:
         self._actor = actor
         self.start_method = method
@@ -78,6 +78,8 @@ class ActorNursery:
         """The warm pool size this nursery's spawns ask for (backends that keep one)."""
         self.max_frame = max_frame
         """The frame limit of the channels to this nursery's children, in bytes."""
+        self.loglevel = None if loglevel is None else level_name(loglevel)
+        """The console log level of this nursery's children (None: this actor's)."""
         self._tn = task_nursery
         self._children: list[ChildActor] = []
         self._errors: list[BaseException] = []
@@ -93,7 +95,8 @@ class ActorNursery:
 
     async def start_actor(
         self, name: str, *, enable_modules: list[str] | tuple[str, ...] = (),
-        interpreter: str | None = None,
+        interpreter: str | None = None, loglevel: str | int | None = None,
+        debug_mode: bool | None = None,
     ) -> Portal:
         """Spawn a (daemon) actor and return its portal once it is ready.
 
@@ -105,25 +108,37 @@ class ActorNursery:
         for a spawn method that offers a choice (``subint``: ``'isolated'``,
         its default, or ``'legacy'``, where modules such as msgspec load); a
         :class:`ValueError` before spawning for any other.
+
+        ``loglevel`` is the actor's console log level (default: the
+        nursery's, else this actor's); ``debug_mode`` is described in the
+        README ("Debug mode").
         """
-        child = await self._spawn(name, module_names(enable_modules), interpreter=interpreter)
+        child = await self._spawn(
+            name, module_names(enable_modules), interpreter=interpreter, loglevel=loglevel,
+            debug_mode=debug_mode,
+        )
         return child.portal
 
     async def run_in_actor(
         self, fn: Callable[..., object], *, name: str | None = None,
-        interpreter: str | None = None, **kwargs: Any,
+        interpreter: str | None = None, loglevel: str | int | None = None,
+        debug_mode: bool | None = None, **kwargs: Any,
     ) -> Portal:
         """Spawn an actor that runs ``fn(**kwargs)`` and then exits.
 
         The result is collected when the nursery block ends (or earlier, with
         ``portal.wait_for_result()``); an error cancels the whole nursery.
-        ``name`` and ``interpreter`` are as for :meth:`start_actor` (so ``fn``
-        cannot take arguments of those names through here).
+        ``name``, ``interpreter``, ``loglevel`` and ``debug_mode`` are as for
+        :meth:`start_actor` (so ``fn`` cannot take arguments of those names
+        through here).
         """
         check_target(fn, stream=False)
         module, _qualname = func_ref(fn)  # refuses lambdas and locals before anything is spawned
         name = name or str(getattr(fn, '__name__', 'actor'))
-        child = await self._spawn(name, [module], run_call=(fn, kwargs), interpreter=interpreter)
+        child = await self._spawn(
+            name, [module], run_call=(fn, kwargs), interpreter=interpreter, loglevel=loglevel,
+            debug_mode=debug_mode,
+        )
         return child.portal
 
     async def cancel(self) -> None:
@@ -137,7 +152,10 @@ class ActorNursery:
 
     # -- spawning -------------------------------------------------------------
 
-    def _boot_spec(self, name: str, uid: Uid, modules: list[str]) -> BootSpec:
+    def _boot_spec(
+        self, name: str, uid: Uid, modules: list[str], loglevel: str | int | None = None,
+        *, debug_mode: bool = False,
+    ) -> BootSpec:
         main_path, main_module = main_info(self._actor.spec)
         return BootSpec(
             name=name,
@@ -148,8 +166,9 @@ class ActorNursery:
             main_path=main_path,
             main_module=main_module,
             codec=codec_for_channel(get_backend(self.start_method).codec),
-            log_level=console_level(),
+            log_level=level_name(loglevel) if loglevel is not None else self.loglevel or console_level(),
             max_frame=self.max_frame,
+            debug_mode=debug_mode,
         )
 
     async def _spawn(
@@ -159,6 +178,8 @@ class ActorNursery:
         *,
         run_call: tuple[Callable[..., object], dict[str, Any]] | None = None,
         interpreter: str | None = None,
+        loglevel: str | int | None = None,
+        debug_mode: bool | None = None,
     ) -> ChildActor:
         backend = get_backend(self.start_method)
         backend.check_interpreter(interpreter)
@@ -167,7 +188,10 @@ class ActorNursery:
         if self.cancelled:
             raise RuntimeError('this actor nursery is cancelled: it cannot spawn any more')
         uid = (name, uuid.uuid4().hex)
-        spec = self._boot_spec(name, uid, modules)
+        spec = self._boot_spec(
+            name, uid, modules, loglevel,
+            debug_mode=self._actor.debug_mode if debug_mode is None else debug_mode,
+        )
         codec = get_codec(spec.codec)  # one that cannot load here fails before anything is spawned
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         started = time.perf_counter()
@@ -182,6 +206,7 @@ class ActorNursery:
         finally:
             child_sock.close()
         chan = Channel.from_socket(parent_sock, codec, max_frame=self.max_frame)
+        chan.aid = Aid(name, uid[1], process.pid)
         try:
             await _testhooks.delay('parent_before_handshake')
             await self._handshake(name, chan, process)
@@ -280,6 +305,7 @@ async def _kill_and_reap(process: ProcessHandle) -> None:
 @asynccontextmanager
 async def open_nursery(
     start_method: str | None = None, *, warm_pool: int | None = None, max_frame: int = MAX_FRAME,
+    loglevel: str | int | None = None, debug_mode: bool = False,
 ) -> AsyncIterator[ActorNursery]:
     """Open an actor nursery: children spawned in it are supervised
     one-cancels-all and are all gone when the block ends.
@@ -296,41 +322,48 @@ async def open_nursery(
     from children (and the body) are raised at the end: one as itself,
     several as a :class:`BaseExceptionGroup`. Cancelling the enclosing scope
     cancels the whole tree.
+
+    Outside any actor, the nursery opens the tree's root actor
+    (``open_root_actor``) for as long as it is open; ``loglevel`` and
+    ``debug_mode`` then go to it. ``loglevel`` is also the console log
+    level of this nursery's children (unless a spawn names its own).
     """
     max_frame = check_max_frame(max_frame)
     method = validate_start_method(start_method) if start_method else current_start_method()
-    actor = current_actor_or_none()
-    if actor is None:
-        actor = Actor.new_root()
-        set_current_actor(actor)
-    actor.open_nurseries += 1
+    async with (
+        holding_root(loglevel=loglevel, debug_mode=debug_mode) as actor,
+        _nursery(actor, method, warm_pool, max_frame, loglevel) as an,
+    ):
+        yield an
+
+
+@asynccontextmanager
+async def _nursery(
+    actor: Actor, method: str, warm_pool: int | None, max_frame: int, loglevel: str | int | None,
+) -> AsyncIterator[ActorNursery]:
     body_error: BaseException | None = None
-    try:
-        await get_backend(method).warm_up(ENTRY, warm_pool)
-        async with trio.open_nursery() as task_nursery:
-            an = ActorNursery(actor, method, task_nursery, warm_pool=warm_pool, max_frame=max_frame)
+    await get_backend(method).warm_up(ENTRY, warm_pool)
+    async with trio.open_nursery() as task_nursery:
+        an = ActorNursery(
+            actor, method, task_nursery, warm_pool=warm_pool, max_frame=max_frame,
+            loglevel=loglevel,
+        )
+        try:
+            with trio.CancelScope() as an._body_scope:
+                yield an
+        except BaseException as exc:
+            body_error = plain_interrupt(exc)
+            await an.cancel()
+        else:
             try:
-                with trio.CancelScope() as an._body_scope:
-                    yield an
-            except BaseException as exc:
+                with trio.CancelScope(shield=an.cancelled):
+                    await an._join()
+            except BaseException as exc:  # cancelled from outside while joining
                 body_error = plain_interrupt(exc)
                 await an.cancel()
-            else:
-                try:
-                    with trio.CancelScope(shield=an.cancelled):
-                        await an._join()
-                except BaseException as exc:  # cancelled from outside while joining
-                    body_error = plain_interrupt(exc)
-                    await an.cancel()
-            finally:
-                an._closed = True
-        # Raised out here, not inside the task nursery, so that errors (and
-        # KeyboardInterrupt) reach the caller as themselves, not wrapped in
-        # trio's group.
-        an._raise_errors(body_error)
-    finally:
-        actor.open_nurseries -= 1
-        if actor.is_root and actor.open_nurseries == 0:
-            # The implicit root actor lives as long as some nursery uses it.
-            set_current_actor(None)
-            await actor.aclose()
+        finally:
+            an._closed = True
+    # Raised out here, not inside the task nursery, so that errors (and
+    # KeyboardInterrupt) reach the caller as themselves, not wrapped in
+    # trio's group.
+    an._raise_errors(body_error)

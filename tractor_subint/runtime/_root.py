@@ -1,0 +1,98 @@
+"""The root actor: the first actor of a tree, in the program's own ``trio.run()``.
+
+:func:`open_root_actor` starts it explicitly; the first ``open_nursery()``
+of a program starts one implicitly, for as long as that nursery is open.
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from ..log import enable_console
+from ..spawn import try_set_start_method, validate_start_method
+from ._actor import Actor
+from ._state import current_actor_or_none, set_current_actor
+
+
+@asynccontextmanager
+async def open_root_actor(
+    *,
+    name: str = 'root',
+    loglevel: str | int | None = None,
+    start_method: str | None = None,
+    debug_mode: bool = False,
+) -> AsyncIterator[Actor]:
+    """Run the block as the root actor of a new tree (``current_actor()``
+    is it; nurseries opened inside spawn its children).
+
+    ``loglevel`` turns the console log on at that level (``'info'``,
+    ``'cancel'``, ...; see ``tractor_subint.log``), for this actor and,
+    through their boot, its children. ``start_method`` sets the default spawn
+    backend of the process (``try_set_start_method``). ``debug_mode`` is
+    described in the README ("Debug mode").
+    """
+    running = current_actor_or_none()
+    if running is not None:
+        raise RuntimeError(
+            f'{running!r} already runs here: open_root_actor() starts a tree, and the root of '
+            f'one is open (nurseries opened inside it spawn its children)'
+        )
+    if start_method is not None:
+        try_set_start_method(validate_start_method(start_method))
+    actor = _new_root(name, loglevel, debug_mode)
+    try:
+        yield actor
+    finally:
+        await _let_go(actor)
+
+
+@asynccontextmanager
+async def holding_root(
+    *, loglevel: str | int | None = None, debug_mode: bool = False,
+) -> AsyncIterator[Actor]:
+    """For a nursery: the actor running here, or, outside any, a new root
+    actor (implicit: it lives until the last nursery holding it ends, so
+    sibling nurseries share it)."""
+    actor = current_actor_or_none()
+    if actor is None:
+        actor = _new_root('root', loglevel, debug_mode)
+    else:
+        if debug_mode:
+            actor.debug_mode = True
+        if actor.is_root:
+            actor.holders += 1
+    try:
+        yield actor
+    finally:
+        if actor.is_root:
+            await _let_go(actor)
+
+
+def _new_root(name: str, loglevel: str | int | None, debug_mode: bool) -> Actor:
+    if loglevel is not None:
+        enable_console(loglevel)
+    actor = Actor.new_root(name)
+    actor.debug_mode = bool(debug_mode)
+    actor.holders = 1
+    set_current_actor(actor)
+    return actor
+
+
+async def _let_go(actor: Actor) -> None:
+    """One holder of the root is done; the last one ends it."""
+    actor.holders -= 1
+    if actor.holders > 0:
+        return
+    set_current_actor(None)
+    with trio.CancelScope(shield=True):
+        await actor.aclose()
+
+
+def is_root_process() -> bool:
+    """Whether this code runs in the root actor of its tree (or outside any
+    actor: a program that is about to open one). An actor spawned by any
+    backend, the in-process ``subint`` included, is not the root."""
+    actor = current_actor_or_none()
+    return actor is None or actor.is_root
