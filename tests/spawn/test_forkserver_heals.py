@@ -101,21 +101,21 @@ def _wait_gone(pid: int) -> None:
 # -- 8. Ctrl-C while the forkserver starts ----------------------------------------
 
 STARTER = '''
-import sys
+import signal, socket
 from tractor_subint.spawn.forkserver import OnDemandForkserver
-import socket
 fs = OnDemandForkserver()
-sock = socket.socket(socket.AF_UNIX)
-sock.connect(fs.address)          # starts the server; the hook sends SIGINT at once
 try:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(fs.address)          # starts the server; the hook sends SIGINT at once
     pid = fs.wait_started(1, 10.0)
     print('started', pid, flush=True)
-    import signal
     signal.pause()
 except KeyboardInterrupt:
     fs.close()
     print('closed', fs._server is None or fs._server[0].returncode, flush=True)
     raise
+finally:
+    fs.close()
 '''
 
 
