@@ -154,7 +154,7 @@ class Backend:
         started = time.perf_counter()
         handle = await _resolve(fn)(request)
         log.debug(
-            '%s: spawned (%s), pid %s, in %.1f ms', request.name, self.key, getattr(handle, 'pid', '?'),
+            '%s: started by %s (pid %s) in %.1f ms', request.name, self.key, getattr(handle, 'pid', '?'),
             (time.perf_counter() - started) * 1000,
         )
         return handle
