@@ -150,6 +150,7 @@ def test_compare_prints_ratios_to_an_earlier_run(quick_run, tmp_path):
     ratios = _table(text[text.index('Compared with'):], 'first |')
     assert ratios['trio']['first'] == '2.00x *'  # no overlap: marked
     assert ratios['floor: bare fork']['first'] == '1.00x'
+    assert ratios['trio']['cpu1'] == '1.00x'  # one sample: no spread, never marked
     assert set(ratios) == set(_expected_items())
 
 

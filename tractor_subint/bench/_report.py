@@ -230,11 +230,12 @@ def _overlap(a: Stats, b: Stats) -> bool:
 def render_comparison(new: BenchRun, old: BenchRun, old_name: str) -> str:
     """Per cell, this run's median over the old run's, for the items and
     columns both have; ``*`` marks a cell whose samples do not overlap the
-    old ones' (a change larger than either run's spread)."""
+    old ones' (a change larger than either run's spread; only where both
+    runs have two samples or more)."""
     columns = [c for c in new.columns if c in old.columns]
     lines = [
         f'Compared with {old_name} (started {old.started}): new median / old median; '
-        f'* where the two runs\' samples do not overlap.',
+        f'* where the two runs\' samples (2 or more each) do not overlap.',
     ]
     for key in CONDITIONS:
         mine, theirs = new.environment.get(key), old.environment.get(key)
@@ -258,7 +259,8 @@ def render_comparison(new: BenchRun, old: BenchRun, old_name: str) -> str:
             if now is None or then is None:
                 cells.append('–')
                 continue
-            mark = '' if _overlap(now, then) else ' *'
+            # One sample has no spread: whether it "overlaps" says nothing.
+            mark = ' *' if min(now.n, then.n) >= 2 and not _overlap(now, then) else ''
             cells.append(_ratio(now.median, then.median) + mark)
         lines.append(f'| {item.name} | ' + ' | '.join(cells) + ' |')
     only_new = _names(new.items) - _names(old.items)
