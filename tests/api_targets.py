@@ -226,3 +226,23 @@ def actor_facts() -> dict[str, object]:
         'console_level': console_level(),
         'debug_mode': ts.current_actor().debug_mode,
     }
+
+
+async def call_sibling(name: str, a: int, b: int) -> list[object]:
+    """Find the actor ``name`` through the registrar and call it."""
+    async with ts.find_actor(name) as portal:
+        assert portal is not None, f'{name} not found'
+        total = await portal.run(add, a=a, b=b)
+        return [total, portal.channel.aid.name, ts.current_actor().name]
+
+
+async def add(a: int, b: int) -> int:
+    await trio.lowlevel.checkpoint()
+    return a + b
+
+
+async def registrar_names() -> dict[str, int]:
+    from tractor_subint.runtime import _registry
+
+    async with ts.get_registry() as portal:
+        return await portal.run(_registry.names)

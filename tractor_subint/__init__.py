@@ -40,11 +40,15 @@ __all__ = [
     'context',
     'current_actor',
     'current_start_method',
+    'find_actor',
+    'get_registry',
     'is_root_process',
     'log',
     'open_nursery',
     'open_root_actor',
+    'register_payload_type',
     'try_set_start_method',
+    'wait_for_actor',
 ]
 
 if TYPE_CHECKING:
@@ -66,9 +70,13 @@ if TYPE_CHECKING:
     from .runtime import ValueDecodeError as ValueDecodeError
     from .runtime import context as context
     from .runtime import current_actor as current_actor
+    from .runtime import find_actor as find_actor
+    from .runtime import get_registry as get_registry
     from .runtime import is_root_process as is_root_process
     from .runtime import open_nursery as open_nursery
     from .runtime import open_root_actor as open_root_actor
+    from .runtime import register_payload_type as register_payload_type
+    from .runtime import wait_for_actor as wait_for_actor
     from .spawn import SpawnMethodKey as SpawnMethodKey
     from .spawn import SubinterpretersAliveError as SubinterpretersAliveError
     from .spawn import SubintExecError as SubintExecError
@@ -81,7 +89,8 @@ __getattr__, __dir__ = lazy_module(__name__, {
         'Actor', 'ActorCancelled', 'ActorFailure', 'ActorNursery', 'BroadcastReceiver', 'Context',
         'ContextCancelled', 'FrameTooLarge', 'MsgStream', 'MsgTypeError', 'Portal', 'RemoteActorError',
         'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError', 'context', 'current_actor',
-        'is_root_process', 'open_nursery', 'open_root_actor',
+        'find_actor', 'get_registry', 'is_root_process', 'open_nursery', 'open_root_actor',
+        'register_payload_type', 'wait_for_actor',
     ),
     '.spawn': (
         'SpawnMethodKey', 'SubintExecError', 'SubinterpretersAliveError', 'current_start_method',

@@ -41,9 +41,13 @@ __all__ = [
     'ValueDecodeError',
     'context',
     'current_actor',
+    'find_actor',
+    'get_registry',
     'is_root_process',
     'open_nursery',
     'open_root_actor',
+    'register_payload_type',
+    'wait_for_actor',
 ]
 
 if TYPE_CHECKING:
@@ -55,6 +59,9 @@ if TYPE_CHECKING:
     from ._child import TERMINATE_TIMEOUT as TERMINATE_TIMEOUT
     from ._context import Context as Context
     from ._context import context as context
+    from ._discovery import find_actor as find_actor
+    from ._discovery import get_registry as get_registry
+    from ._discovery import wait_for_actor as wait_for_actor
     from ._errors import ActorCancelled as ActorCancelled
     from ._errors import ActorFailure as ActorFailure
     from ._errors import ContextCancelled as ContextCancelled
@@ -62,6 +69,7 @@ if TYPE_CHECKING:
     from ._errors import RemoteActorError as RemoteActorError
     from ._errors import StreamOverrun as StreamOverrun
     from ._errors import ValueDecodeError as ValueDecodeError
+    from ._payloads import register_payload_type as register_payload_type
     from ._portal import PendingCall as PendingCall
     from ._portal import Portal as Portal
     from ._root import is_root_process as is_root_process
@@ -78,11 +86,13 @@ __getattr__, __dir__ = lazy_module(__name__, {
     '._channel': ('MAX_FRAME', 'FrameTooLarge'),
     '._child': ('CANCEL_ACK_TIMEOUT', 'CANCEL_EXIT_TIMEOUT', 'TERMINATE_TIMEOUT'),
     '._context': ('Context', 'context'),
+    '._discovery': ('find_actor', 'get_registry', 'wait_for_actor'),
     '._errors': (
         'ActorCancelled', 'ActorFailure', 'ContextCancelled', 'MsgTypeError', 'RemoteActorError',
         'StreamOverrun', 'ValueDecodeError',
     ),
     '._portal': ('PendingCall', 'Portal'),
+    '._payloads': ('register_payload_type',),
     '._root': ('is_root_process', 'open_root_actor'),
     '._state': ('current_actor',),
     '._streaming': ('BroadcastReceiver', 'MsgStream'),

@@ -1,57 +1,36 @@
-"""An actor: a name, an identity, and (in a child) the loop serving its parent.
+"""An actor: a name, an identity, and (in a child) what keeps it serving.
 
-The child side of the protocol lives here: :meth:`Actor.serve` answers
-:class:`Call` messages by running the named function as a trio task, and
-ends on :class:`CancelActor`, on the parent's hang-up (EOF), or on a byte on
-the host's cancel fd (a forwarded SIGINT/SIGTERM or the lifeline).
+:meth:`Actor.serve` answers the parent's channel (``_serving``) and the
+channels peers open to it (``_discovery``), and ends on :class:`CancelActor`,
+on the parent's hang-up (EOF), or on a byte on the host's cancel fd (a
+forwarded SIGINT/SIGTERM or the lifeline).
 """
 from __future__ import annotations
 
 import inspect
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._exceptions import ProtocolError, TractorSubintError
+from .._exceptions import TractorSubintError
 from ..log import get_logger
 from ..spawn import SpawnTree, cancel_on_forwarded_signal, current_tree, describe_cancel_byte, open_tree
 from ._bootspec import Aid, BootSpec, Uid
 from ._channel import Channel
-from ._codec import UndecodableValue
-from ._context import Context, require_context_function
-from ._errors import ValueDecodeError, box_error, context_cancelled_info
-from ._msgs import (
-    Call,
-    CancelAck,
-    CancelActor,
-    CancelCall,
-    Credit,
-    Failed,
-    OpenContext,
-    Return,
-    StreamEnd,
-    Yield,
-)
-from ._streaming import SendCredit
-from ._targets import check_resolved, check_target, resolve
+from ._msgs import CancelAck
+from ._registry import Registry
+from ._serving import ChannelServer
+
+if TYPE_CHECKING:
+    from ._discovery import AcceptPeer
+    from ._portal import Portal
 
 log = get_logger('runtime')
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
-
-CONTEXT_STOP_NOTICE = 0.2
-"""Seconds a context task of a stopping actor spends telling its caller."""
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    """Whether ``exc`` is trio's cancellation (alone or grouped), which is the
-    runtime's business, not the call's answer."""
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(trio.Cancelled)[1] is None
-    return isinstance(exc, trio.Cancelled)
 
 
 class ChannelLost(TractorSubintError, RuntimeError):
@@ -67,11 +46,16 @@ class Actor:
         self.uid = uid
         self.spec = spec
         self._owned_tree: SpawnTree | None = None
-        self._calls: dict[int, trio.CancelScope] = {}
-        self._credits: dict[int, SendCredit] = {}
-        self._contexts: dict[int, Context] = {}
-        self._stopped_by: Channel | None = None
-        """The channel whose peer asked this actor to stop, if one did."""
+        self.stopped_by: ChannelServer | None = None
+        """The channel whose other end asked this actor to stop, if one did."""
+        self.service_nursery: trio.Nursery | None = None
+        """Where this actor runs what serves it as a whole (peer channels,
+        their receive loops), while it serves."""
+        self.registry: Registry | None = None
+        """(Root) The tree's registry: this actor is the registrar."""
+        self._registrar: Portal | None = None
+        self._registrar_lock = trio.Lock()
+        self._root_services: tuple[trio.CancelScope, trio.Event] | None = None
         self.debug_mode = False
         """Whether this actor's tree runs in debug mode (README, "Debug mode")."""
         self.holders = 0
@@ -102,6 +86,70 @@ class Actor:
         return self.spec is None
 
     @property
+    def registrar_address(self) -> str:
+        """Where the tree's registrar (its root actor) listens."""
+        from ._discovery import address_for
+
+        if self.spec is None:
+            return address_for(self.uid)
+        if self.spec.registrar is None:
+            raise RuntimeError(f'{self!r} was spawned without a registrar address')
+        return self.spec.registrar
+
+    async def registrar_call(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """``fn(**kwargs)`` (a function of ``_registry``) in the registrar:
+        here if this is the root, else through a channel to the root that
+        this actor keeps while it serves."""
+        if self.is_root:
+            result = fn(**kwargs)
+            return await result if inspect.isawaitable(result) else result
+        async with self._registrar_lock:
+            if self._registrar is None:
+                from ._discovery import connect
+
+                self._registrar, _link = await connect(self.registrar_address)
+        return await self._registrar.run(fn, **kwargs)
+
+    async def start_root_services(self) -> None:
+        """(Root) Become the registrar and answer peers, on a system task that
+        lives until :meth:`stop_root_services` (a root may outlive the
+        nursery that opened it: its siblings share it)."""
+        from ._discovery import address_for, listen
+
+        self.registry = Registry()
+        self.registry.register(self.uid, address_for(self.uid))
+        listener = await listen(self.uid)
+        ready, done = trio.Event(), trio.Event()
+        scope = trio.CancelScope()
+
+        async def run() -> None:
+            try:
+                with scope:
+                    async with trio.open_nursery() as services:
+                        self.service_nursery = services
+                        ready.set()
+                        await self.answer_peers(listener)
+            except Exception:
+                log.exception('the root actor stopped answering peers')
+            finally:
+                self.service_nursery = None
+                ready.set()
+                done.set()
+
+        self._root_services = (scope, done)
+        trio.lowlevel.spawn_system_task(run, name=f'{self.name}:services')
+        await ready.wait()
+
+    async def stop_root_services(self) -> None:
+        if self._root_services is None:
+            return
+        scope, done = self._root_services
+        self._root_services = None
+        scope.cancel()
+        with trio.CancelScope(shield=True):
+            await done.wait()
+
+    @property
     def aid(self) -> Aid:
         """This actor's identity: name, uuid and pid."""
         return Aid(self.name, self.uid[1], os.getpid())
@@ -125,21 +173,30 @@ class Actor:
         if tree is not None:
             await tree.aclose()
 
-    # -- child side ---------------------------------------------------------
+    # -- serving --------------------------------------------------------------
 
-    async def serve(self, chan: Channel, cancel_fd: int) -> None:
-        """Answer the parent until cancelled or the parent is gone.
+    async def serve(self, chan: Channel, cancel_fd: int, listener: trio.SocketListener | None = None) -> None:
+        """Answer the parent until cancelled or the parent is gone; meanwhile
+        answer the peers that connect to ``listener`` (``find_actor``).
 
         Raises :class:`ChannelLost` when answering failed because this
         actor's end of the channel broke under it (user code closed the
         socket): the actor cannot serve any more, and its exit must say so.
         """
         self.parent_channel = chan
-        async with cancel_on_forwarded_signal(cancel_fd) as forwarded, trio.open_nursery() as rpc:
+        parent = ChannelServer(self, chan, parent=True)
+        async with cancel_on_forwarded_signal(cancel_fd) as forwarded, trio.open_nursery() as services:
+            self.service_nursery = services
+            if listener is not None:
+                services.start_soon(self.answer_peers, listener)
             with trio.CancelScope() as self._serve_scope:
-                self.cancel_reason = await self._message_loop(chan, rpc)
+                self.cancel_reason = await parent.serve()
             log.debug('stopping: %s', self.cancel_reason)
-            rpc.cancel_scope.cancel()
+            services.cancel_scope.cancel()
+            if self._registrar is not None:
+                with trio.CancelScope(shield=True):
+                    await self._registrar.channel.aclose()
+        self.service_nursery = None
         if forwarded.signum is not None:
             self.cancel_reason = describe_cancel_byte(forwarded.signum)
             log.debug('stopping: %s', self.cancel_reason)
@@ -151,221 +208,58 @@ class Actor:
                 f'{self._channel_lost!r}'
             ) from self._channel_lost
 
-    def _lose_channel(self, error: BaseException) -> None:
-        """Sending failed: the parent is gone or our socket was closed under
-        us. Either way nothing more can be answered: stop serving (the
-        message loop may never see an end of its own)."""
+    async def answer_peers(self, listener: trio.SocketListener) -> None:
+        """Answer every peer that connects (each on a task of its own)."""
+        from ._discovery import accept_peer
+
+        assert self.service_nursery is not None
+        async with listener:
+            while True:
+                stream = await listener.accept()
+                self.service_nursery.start_soon(self._answer_peer, stream, accept_peer)
+
+    async def _answer_peer(self, stream: trio.SocketStream, accept_peer: AcceptPeer) -> None:
+        chan = await accept_peer(self, stream)
+        if chan is None:
+            return
+        try:
+            reason = await ChannelServer(self, chan, parent=False).serve()
+            log.debug('done answering %s: %s', chan.aid, reason)
+        finally:
+            with trio.CancelScope(shield=True):
+                await chan.aclose()
+
+    async def stop_requested(self, server: ChannelServer) -> bool:
+        """A :class:`CancelActor` came on ``server``'s channel (and was
+        acknowledged): whether that ends this actor. The parent's does; a
+        peer's does too, and the parent is told first (with a
+        :class:`CancelAck` of its own) that the exit is an asked-for one. A
+        root actor ends with its program: it refuses."""
+        if self.is_root:
+            log.warning('%s asked the root actor to stop: a root ends with its program', server.who)
+            return False
+        self.stopped_by = server
+        if not server.parent and self.parent_channel is not None:
+            self.cancel_reason = f'cancelled by {server.who}'
+            try:
+                await self.parent_channel.send(CancelAck())
+            except _GONE:
+                pass
+            self._serve_scope.cancel()
+        return True
+
+    def lose_parent_channel(self, error: BaseException) -> None:
+        """Sending to the parent failed: the parent is gone or our socket was
+        closed under us. Either way nothing more can be answered: stop serving
+        (the message loop may never see an end of its own)."""
         if isinstance(error, trio.ClosedResourceError) and self._channel_lost is None:
             self._channel_lost = error  # closed here, not by the parent
         self.cancel_reason = 'lost its channel to the parent'
         self._serve_scope.cancel()
 
-    async def _message_loop(self, chan: Channel, rpc: trio.Nursery) -> str:
-        try:
-            while True:
-                try:
-                    msg = await chan.recv()
-                except UndecodableValue as exc:
-                    await self._refuse_undecodable(chan, exc)
-                    continue
-                except trio.EndOfChannel:
-                    break
-                if isinstance(msg, Call):
-                    rpc.start_soon(self._run_call, chan, msg, name=f'rpc:{msg.qualname}')
-                elif isinstance(msg, OpenContext):
-                    ctx = Context(
-                        side='child', channel=chan, own_uid=self.uid, peer_uid=msg.caller_uid,
-                        task=f'{msg.module}.{msg.qualname}', window=msg.window,
-                    )
-                    ctx.cid = msg.cid
-                    self._contexts[msg.cid] = ctx
-                    rpc.start_soon(self._run_context, chan, msg, ctx, name=f'ctx:{msg.qualname}')
-                elif isinstance(msg, (Credit, CancelCall, Yield, StreamEnd)):
-                    self._route(msg)
-                elif isinstance(msg, CancelActor):
-                    self._stopped_by = chan
-                    try:
-                        await chan.send(CancelAck())
-                    except _GONE:
-                        pass
-                    return 'cancelled by parent'
-        except trio.BrokenResourceError:
-            pass
-        except ProtocolError as exc:
-            log.error('the parent sent what this actor cannot read: %s', exc)
-            return f'the parent broke the protocol ({exc})'
-        return 'parent hung up'
-
-    def _route(self, msg: Credit | CancelCall | Yield | StreamEnd) -> None:
-        """A message about a running call or context, to where it belongs."""
-        ctx = self._contexts.get(msg.cid)
-        if ctx is not None:
-            ctx.deliver(msg)
-        elif isinstance(msg, Credit):
-            credit = self._credits.get(msg.cid)
-            if credit is not None:
-                credit.grant(msg.n)
-        elif isinstance(msg, CancelCall):
-            scope = self._calls.get(msg.cid)
-            if scope is not None:
-                scope.cancel()
-
-    async def _refuse_undecodable(self, chan: Channel, exc: UndecodableValue) -> None:
-        """A call whose arguments do not decode here fails alone (the frame
-        was read whole: the channel is in step); so does a context's stream
-        item (its next read raises)."""
-        if exc.kind == 'Yield' and exc.cid in self._contexts:
-            self._contexts[exc.cid].fail(ValueDecodeError(
-                f'a stream item sent to actor {self.name!r} cannot be decoded here: '
-                f'{type(exc.cause).__name__}: {exc.cause}'
-            ), exc.kind)
-            return
-        if exc.kind not in ('Call', 'OpenContext'):
-            raise ProtocolError(f'the parent sent a {exc.kind}, which only an actor sends')
-        error = ValueDecodeError(
-            f'the arguments of this call cannot be decoded in actor {self.name!r}: '
-            f'{type(exc.cause).__name__}: {exc.cause}'
-        )
-        await self._send_failure(chan, exc.cid, error)
-
-    async def _run_call(self, chan: Channel, msg: Call) -> None:
-        assert self.spec is not None
-        with trio.CancelScope() as scope:
-            self._calls[msg.cid] = scope
-            try:
-                async with self._answering(chan, msg):
-                    fn = resolve(self.spec, msg.module, msg.qualname)
-                    check_resolved(fn, f'{msg.module}.{msg.qualname}', stream=msg.stream)
-                    if msg.stream:
-                        await self._stream_results(chan, msg, fn)
-                    else:
-                        result = fn(**msg.kwargs)
-                        if inspect.isawaitable(result):
-                            result = await result
-                        await chan.send(Return(msg.cid, result))
-            finally:
-                self._calls.pop(msg.cid, None)
-
-    async def _run_context(self, chan: Channel, msg: OpenContext, ctx: Context) -> None:
-        """Run the ``@context`` function of ``msg`` linked to its caller: its
-        result or error goes back as the context's last message; cancelled
-        on request, it answers ``ContextCancelled`` (naming who asked)."""
-        assert self.spec is not None
-
-        async def tell_caller_we_stop() -> None:
-            canceller = ctx.peer_uid if self._stopped_by is chan else self.uid
-            with trio.move_on_after(CONTEXT_STOP_NOTICE, shield=True):
-                try:
-                    await chan.send(Failed(msg.cid, context_cancelled_info(self.uid, ctx.task, canceller)))
-                except (*_GONE, OSError):
-                    pass
-
-        try:
-            async with self._answering(chan, msg, on_stop=tell_caller_we_stop):
-                fn = resolve(self.spec, msg.module, msg.qualname)
-                check_target(fn, stream=False)
-                meta = require_context_function(fn, ctx.task)
-                ctx.pld_spec = meta.pld_spec
-                kwargs = dict(msg.kwargs)
-                kwargs[meta.ctx_param] = ctx
-                with ctx._scope:
-                    result = await fn(**kwargs)  # type: ignore[misc]
-                if ctx._scope.cancelled_caught:
-                    canceller = ctx._cancel_requester or self.uid
-                    await chan.send(Failed(msg.cid, context_cancelled_info(self.uid, ctx.task, canceller)))
-                    return
-                if not ctx._started_sent:
-                    raise RuntimeError(
-                        f'{ctx.task} returned before it called ctx.started(): a @context function '
-                        f'must call it first (its caller waits for it)'
-                    )
-                await chan.send(Return(msg.cid, result))
-        finally:
-            self._contexts.pop(msg.cid, None)
-
-    @asynccontextmanager
-    async def _answering(
-        self, chan: Channel, msg: Call | OpenContext,
-        on_stop: Callable[[], Awaitable[None]] | None = None,
-    ) -> AsyncIterator[None]:
-        """Around a call's task: an ``Exception`` is its answer; a lost
-        channel ends the actor; a ``BaseException`` ends it after answering;
-        trio's cancellation (this actor stopping) goes on, after ``on_stop``."""
-        try:
-            yield
-        except _GONE as exc:
-            self._lose_channel(exc)
-        except Exception as exc:
-            await self._send_failure(chan, msg.cid, exc)
-        except BaseException as exc:
-            if not _is_cancellation(exc):
-                await self._end_by(chan, msg, exc)
-                return
-            if on_stop is not None:
-                await on_stop()
-            raise
-
-    async def _end_by(self, chan: Channel, msg: Call | OpenContext, exc: BaseException) -> None:
-        """A call raised a ``BaseException`` that is not an ``Exception``
-        (``SystemExit``, ``KeyboardInterrupt``, ...): as in a process, it
-        ends this actor. The caller hears it first, as the call's error, and
-        the actor then exits with it (so its exit names it too)."""
-        exc.add_note(
-            f'(a {type(exc).__name__} raised by a call ends its actor: '
-            f'actor {self.name!r} exited; an Exception would fail only the call)'
-        )
-        log.error('%s.%s raised %r: the actor ends', msg.module, msg.qualname, exc)
-        with trio.CancelScope(shield=True):
-            await self._send_failure(chan, msg.cid, exc)
+    def end_by(self, exc: BaseException) -> None:
+        """A call raised ``exc``, a ``BaseException`` that ends the actor."""
         if self._fatal is None:
             self._fatal = exc
         self.cancel_reason = f'a call raised {type(exc).__name__}'
         self._serve_scope.cancel()
-
-    async def _send_failure(self, chan: Channel, cid: int, exc: BaseException) -> None:
-        """Answer call ``cid`` with ``exc``. If the box cannot be sent with the
-        error's ``args`` and attributes (the codec refuses one), it goes
-        without them; if even that fails, an error saying so goes instead: a
-        call never goes unanswered while the channel works."""
-        try:
-            try:
-                await chan.send(Failed(cid, box_error(exc, self.uid)))
-                return
-            except _GONE:
-                raise
-            except Exception:
-                pass
-            try:
-                await chan.send(Failed(cid, box_error(exc, self.uid, with_data=False)))
-            except _GONE:
-                raise
-            except Exception as send_error:
-                stand_in = RuntimeError(
-                    f'the {type(exc).__name__} raised by this call could not be sent back: '
-                    f'{type(send_error).__name__}: {send_error}'
-                )
-                await chan.send(Failed(cid, box_error(stand_in, self.uid)))
-        except _GONE as gone:
-            self._lose_channel(gone)
-
-    async def _stream_results(self, chan: Channel, msg: Call, fn: object) -> None:
-        agen = fn(**msg.kwargs)  # type: ignore[operator]
-        if not inspect.isasyncgen(agen):
-            if inspect.iscoroutine(agen):
-                agen.close()  # not awaited, on purpose: no "never awaited" warning
-            raise TypeError(
-                f'{msg.module}.{msg.qualname} is not an async generator function: '
-                f'open_stream_from() needs one'
-            )
-        credit = SendCredit(msg.window) if msg.window > 0 else None
-        if credit is not None:
-            self._credits[msg.cid] = credit
-        try:
-            async with aclosing(agen):
-                async for value in agen:
-                    if credit is not None:
-                        await credit.take()  # the parent's buffer is full: wait
-                    await chan.send(Yield(msg.cid, value))
-            await chan.send(StreamEnd(msg.cid))
-        finally:
-            self._credits.pop(msg.cid, None)

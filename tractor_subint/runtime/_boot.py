@@ -22,6 +22,7 @@ from ._actor import Actor
 from ._bootspec import BootSpec
 from ._channel import MAX_FRAME, Channel
 from ._codec import get_codec
+from ._discovery import listen
 from ._errors import box_error
 from ._msgs import BootFailed, Ready
 from ._state import set_current_actor
@@ -76,17 +77,21 @@ async def _actor_main(spec: BootSpec, ipc_fd: int, cancel_fd: int) -> None:
     actor = Actor(spec.name, spec.uid, spec)
     actor.debug_mode = spec.debug_mode
     set_current_actor(actor)
+    listener = None
     try:
         try:
             _load_modules(spec)
+            listener = await listen(spec.uid)  # peers find it once it is ready
         except Exception as exc:
             await chan.send(BootFailed(box_error(exc, spec.uid)))
             raise ActorBootError(f'actor {spec.name!r} failed to boot: {exc!r}') from exc
         await _testhooks.delay('child_before_ready')
         await chan.send(Ready(spec.uid, os.getpid()))
-        await actor.serve(chan, cancel_fd)
+        await actor.serve(chan, cancel_fd, listener)
     finally:
         set_current_actor(None)
         await actor.aclose()
         with trio.CancelScope(shield=True):
+            if listener is not None:
+                await listener.aclose()
             await chan.aclose()

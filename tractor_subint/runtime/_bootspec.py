@@ -52,6 +52,9 @@ class BootSpec:
     ``_channel.MAX_FRAME``); both ends use the same."""
     debug_mode: bool = False
     """Whether the actor runs in debug mode (README, "Debug mode")."""
+    registrar: str | None = None
+    """The address of the tree's registrar (its root actor), for
+    ``find_actor`` and its kin."""
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), separators=(',', ':')).encode()

@@ -7,6 +7,8 @@ from typing import Protocol
 
 import trio
 
+from ._codec import UndecodableValue
+from ._errors import ValueDecodeError
 from ._msgs import Failed, Msg, Return, StreamEnd
 
 
@@ -136,6 +138,14 @@ class Calls:
         sink = self._sinks.get(cid)
         if sink is not None:
             sink.fail(error, kind)
+
+    def fail_undecodable(self, exc: UndecodableValue, sender: str) -> None:
+        """A reply from ``sender`` whose value does not decode here: its call
+        raises :class:`ValueDecodeError` (the channel is still in step)."""
+        self.fail(exc.cid, ValueDecodeError(
+            f'{sender} sent a {exc.kind} value that cannot be decoded here: '
+            f'{type(exc.cause).__name__}: {exc.cause}'
+        ), exc.kind)
 
     def close(self) -> None:
         self.closed.set()

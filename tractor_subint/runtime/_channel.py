@@ -65,6 +65,14 @@ class Channel:
         self.aid: Aid | None = None
         """The identity of the actor at the other end, once known."""
 
+    def __repr__(self) -> str:
+        peer = f'{self.aid.name}[{self.aid.uuid[:8]}] pid={self.aid.pid}' if self.aid else '?'
+        return f'<Channel to {peer} ({self._codec.name})>'
+
+    def use_codec(self, codec: Codec) -> None:
+        """Speak ``codec`` from now on (after a handshake in another)."""
+        self._codec = codec
+
     @property
     def uid(self) -> Uid | None:
         """The other end's ``(name, uuid)`` (tractor's older spelling of

@@ -36,7 +36,7 @@ from ._bootspec import Uid
 from ._calls import Calls
 from ._channel import Channel
 from ._codec import UndecodableValue
-from ._errors import ActorFailure, RemoteActorError, ValueDecodeError
+from ._errors import ActorFailure, RemoteActorError
 from ._interrupts import interrupts_unwrapped
 from ._msgs import CancelAck, CancelActor
 from ._portal import PendingCall, Portal
@@ -227,14 +227,15 @@ class ChildActor:
                 except UndecodableValue as exc:
                     if exc.kind in ('Call', 'OpenContext'):
                         raise ProtocolError(f'it sent a {exc.kind}, which only a parent sends') from exc
-                    self.calls.fail(exc.cid, ValueDecodeError(
-                        f'actor {self.name!r} sent a {exc.kind} value that cannot be decoded '
-                        f'here: {type(exc.cause).__name__}: {exc.cause}'
-                    ), exc.kind)
+                    self.calls.fail_undecodable(exc, f'actor {self.name!r}')
                     continue
                 except trio.EndOfChannel:
                     break
                 if isinstance(msg, CancelAck):
+                    if not self.cancel_requested:
+                        # Unasked: another actor cancelled it (a portal found
+                        # by name), and it says so before it exits.
+                        self._note_cancel('another actor')
                     self._cancel_ack.set()
                 else:
                     self.calls.deliver(msg)

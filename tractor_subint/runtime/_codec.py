@@ -8,6 +8,7 @@ any interpreter can read which).
 """
 from __future__ import annotations
 
+import dataclasses
 import marshal
 import struct
 from collections.abc import Callable, Iterable
@@ -15,6 +16,7 @@ from typing import Protocol, cast
 
 from .._exceptions import TractorSubintError
 from ._msgs import CALL_TAG, OPEN_CONTEXT_TAG, RETURN_TAG, STARTED_TAG, YIELD_TAG, Msg, from_wire, to_wire
+from ._payloads import carry, ext_hook
 
 # Imported up front wherever it loads, as before the codec became optional:
 # a process that first imports an extension module on one thread while
@@ -111,12 +113,12 @@ class MsgpackCodec(_ListCodec):
                 f'the msgpack codec needs msgspec, which does not load here: {_MSGSPEC_MISSING}'
             )
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(list)
+        self._decoder = msgspec.msgpack.Decoder(list, ext_hook=ext_hook)
         # RecursionError: nested deeper than the encoder goes (3.13).
         self._dump_errors = (TypeError, msgspec.EncodeError, RecursionError)
 
     def _dump(self, wire: list[object]) -> bytes:
-        return self._encoder.encode(wire)
+        return self._encoder.encode(carry(wire))  # sets and registered types keep theirs
 
     def _load(self, data: bytes) -> list[object]:
         return self._decoder.decode(data)
@@ -138,10 +140,10 @@ class MarshalCodec(_ListCodec):
         try:
             return marshal.dumps(wire, _MARSHAL_VERSION)
         except ValueError as exc:
-            culprit = _unmarshallable_type(wire) if str(exc) == 'unmarshallable object' else None
+            culprit = _unmarshallable(wire) if str(exc) == 'unmarshallable object' else None
             if culprit is None:
                 raise
-            raise ValueError(f'unmarshallable object of type {culprit}') from None
+            raise ValueError(_cannot_cross(culprit)) from None
 
     def _load(self, data: bytes) -> list[object]:
         loaded = marshal.loads(data)
@@ -153,9 +155,22 @@ class MarshalCodec(_ListCodec):
         return marshal_reply_header(data)
 
 
-def _unmarshallable_type(value: object) -> str | None:
-    """The name of the first type in ``value`` that marshal refuses (it says
-    only "unmarshallable object"), or None if none is found."""
+def _cannot_cross(kind: type) -> str:
+    """What to tell a user whose value holds a ``kind``, which marshal refuses."""
+    name = f'{kind.__module__}.{kind.__qualname__}'
+    text = f'a {name} cannot cross the marshal codec (an isolated subinterpreter\'s channel)'
+    record = dataclasses.is_dataclass(kind) or any(c.__name__ == 'Struct' for c in kind.__mro__[1:])
+    if record:
+        return (
+            f'{text}: send its fields (dataclasses.asdict, msgspec.structs.asdict) and rebuild it '
+            f"there, or spawn the actor with interpreter='legacy' (msgpack, which carries records)"
+        )
+    return f'unmarshallable object of type {kind.__qualname__}: {text}'
+
+
+def _unmarshallable(value: object) -> type | None:
+    """The first type in ``value`` that marshal refuses (it says only
+    "unmarshallable object"), or None if none is found."""
     pending = [value]
     while pending:
         item = pending.pop()
@@ -165,7 +180,7 @@ def _unmarshallable_type(value: object) -> str | None:
         elif kind is dict:
             pending.extend(cast('dict[object, object]', item).items())
         elif kind not in _MARSHAL_SCALARS:
-            return kind.__qualname__
+            return kind
     return None
 
 

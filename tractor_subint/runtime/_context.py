@@ -36,6 +36,7 @@ from ._calls import LocalFailure
 from ._channel import Channel
 from ._errors import ContextCancelled, remote_error
 from ._msgs import CancelCall, Credit, Failed, Msg, Return, Started, StreamEnd, Yield
+from ._payloads import check, convert
 from ._streaming import CreditBatcher, MsgStream, SendCredit
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ class Context:
         window: int,
         portal: Portal | None = None,
         pld_spec: Any = None,
+        result_hint: Any = None,
     ) -> None:
         self.side: Side = side
         self.chan = channel
@@ -151,6 +153,8 @@ class Context:
         self.cancel_called = False
         """Whether this side called :meth:`cancel` (or its block failed)."""
         self.pld_spec = pld_spec
+        """The declared type of this context's payloads (``@context(pld_spec=)``)."""
+        self._result_hint = result_hint
         self._scope = trio.CancelScope()
         self._inbound_send, self._inbound = trio.open_memory_channel[object](math.inf)
         self._credit = SendCredit(window)
@@ -347,7 +351,7 @@ class Context:
         item = await self._next_inbound()
         if isinstance(item, Yield):
             await self._read_one()
-            return item.value
+            return self._payload(item.value, 'a stream item')
         if isinstance(item, LocalFailure):
             raise item.error
         self._end_read = True
@@ -416,7 +420,7 @@ class Context:
     async def _outcome(self) -> Any:
         error = await self._ending_error()
         if error is None:
-            return self._result
+            return convert(self._result, self._result_hint, f'the result of {self.task}')
         if self._acknowledges_cancel(error):
             return error
         raise error
@@ -431,14 +435,19 @@ class Context:
             raise
 
     def _check_payload(self, value: Any, what: str) -> None:
-        """Hook for declared payload types (``pld_spec``)."""
+        """Refuse to send a payload that is not what ``pld_spec`` declares."""
+        check(value, self.pld_spec, f'{self.task}: the {what}')
+
+    def _payload(self, value: Any, what: str) -> Any:
+        """An arrived payload, as ``pld_spec`` declares it."""
+        return convert(value, self.pld_spec, f'{self.task}: {what}') if self.pld_spec is not None else value
 
     # -- the caller's side: Portal.open_context() ------------------------------------------
 
     async def _wait_started(self) -> Any:
         await self._started.wait()
         if self._has_first:
-            return self._first
+            return self._payload(self._first, 'the started() value')
         await self._outcome()
         raise RuntimeError(
             f'{self.task} ended before it called ctx.started(): a @context function must '

@@ -151,14 +151,25 @@ class Started:
     value: Any
 
 
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The first message each end of a peer channel sends (``_discovery``):
+    who it is, and the codecs it speaks (it is itself sent in marshal, which
+    every interpreter reads)."""
+
+    uid: Uid
+    pid: int
+    codecs: list[str]
+
+
 Msg = (
     Ready | BootFailed | Call | Credit | CancelCall | CancelActor | CancelAck
-    | Return | Yield | StreamEnd | Failed | OpenContext | Started
+    | Return | Yield | StreamEnd | Failed | OpenContext | Started | Hello
 )
 
 MESSAGE_TYPES: tuple[type[Msg], ...] = (
     Ready, BootFailed, Call, Credit, CancelCall, CancelActor, CancelAck,
-    Return, Yield, StreamEnd, Failed, OpenContext, Started,
+    Return, Yield, StreamEnd, Failed, OpenContext, Started, Hello,
 )
 """The wire tag of a message is its type's index here: append, never reorder."""
 
@@ -219,9 +230,15 @@ def _open_context(
     return OpenContext(cid, module, qualname, kwargs, _uid(caller_uid), window)
 
 
+def _hello(uid: Sequence[str], pid: int, codecs: Any) -> Hello:
+    if not isinstance(codecs, list) or not all(isinstance(c, str) for c in codecs):
+        raise TypeError(f'Hello codecs are a list of names, not {codecs!r}')
+    return Hello(_uid(uid), pid, codecs)
+
+
 _SPECIAL_BUILDERS: dict[type[Msg], Callable[..., Msg]] = {
     Ready: _ready, BootFailed: _boot_failed, Failed: _failed, Call: _call,
-    OpenContext: _open_context,
+    OpenContext: _open_context, Hello: _hello,
 }
 _BUILDERS: tuple[Callable[..., Msg], ...] = tuple(
     _SPECIAL_BUILDERS.get(cls, cls) for cls in MESSAGE_TYPES

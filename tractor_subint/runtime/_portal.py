@@ -22,6 +22,7 @@ from ._channel import Channel
 from ._context import Context, require_context_function
 from ._errors import ActorCancelled, ActorFailure, StreamOverrun, remote_error
 from ._msgs import Call, CancelCall, Credit, Failed, OpenContext, Return, StreamEnd, Yield
+from ._payloads import convert, item_hint, result_hint
 from ._state import current_actor
 from ._streaming import DEFAULT_STREAM_BUFFER, CreditBatcher, MsgStream
 from ._targets import check_target, func_ref
@@ -132,7 +133,7 @@ class Portal:
         except BaseException:
             self._calls.forget(cid)
             raise
-        return PendingCall(self, cid, replies)
+        return PendingCall(self, cid, replies, result_hint(fn), '.'.join(ref))
 
     async def wait_for_result(self) -> Any:
         """The result of the function given to ``run_in_actor`` (raising its
@@ -168,7 +169,7 @@ class Portal:
         window = max_buffer if on_overrun == 'wait' else 0
         limit = None if on_overrun == 'wait' else max_buffer
         async with self._open_stream_call(fn, kwargs, window=window, limit=limit) as (cid, replies):
-            source = _GeneratorStream(self, cid, replies, window=window)
+            source = _GeneratorStream(self, cid, replies, window=window, item_hint=item_hint(fn))
             try:
                 yield MsgStream(source)
             finally:
@@ -196,6 +197,7 @@ class Portal:
         ctx = Context(
             side='parent', channel=self.channel, own_uid=current_actor().uid, peer_uid=self.uid,
             task=task, window=DEFAULT_STREAM_BUFFER, portal=self, pld_spec=meta.pld_spec,
+            result_hint=result_hint(fn),
         )
         ctx.cid = self._calls.attach(ctx)
         try:
@@ -314,10 +316,15 @@ def _describe_loop() -> str:
 class PendingCall:
     """A call sent by :meth:`Portal.submit`, whose result is still to come."""
 
-    def __init__(self, portal: Portal, cid: int, replies: trio.MemoryReceiveChannel[Reply]) -> None:
+    def __init__(
+        self, portal: Portal, cid: int, replies: trio.MemoryReceiveChannel[Reply],
+        hint: Any = None, name: str = '?',
+    ) -> None:
         self._portal = portal
         self._cid = cid
         self._replies = replies
+        self._hint = hint
+        self._name = name
 
     async def result(self) -> Any:
         """The call's return value; raises :class:`RemoteActorError` for a
@@ -334,7 +341,7 @@ class PendingCall:
             except BaseException:
                 await self._portal._cancel_remote(self._cid)
                 raise
-            return _unwrap(reply)
+            return convert(_unwrap(reply), self._hint, f'the result of {self._name}')
         finally:
             self._portal._calls.forget(self._cid)
 
@@ -345,11 +352,13 @@ class _GeneratorStream:
 
     def __init__(
         self, portal: Portal, cid: int, replies: trio.MemoryReceiveChannel[Reply], *, window: int,
+        item_hint: Any = None,
     ) -> None:
         self._portal = portal
         self._cid = cid
         self._replies = replies
         self._reads = CreditBatcher(window) if window else None
+        self._item_hint = item_hint
         self.finished = False
         """Whether the remote generator is done (ended, failed, or gone)."""
 
@@ -359,7 +368,7 @@ class _GeneratorStream:
         msg = await self._portal._next(self._replies)
         if isinstance(msg, Yield):
             await self._acknowledge()
-            return msg.value
+            return convert(msg.value, self._item_hint, 'a stream item')
         if isinstance(msg, LocalFailure):
             raise msg.error  # not finished: leaving the block cancels the generator
         if isinstance(msg, Overrun):

@@ -41,7 +41,7 @@ async def open_root_actor(
         )
     if start_method is not None:
         try_set_start_method(validate_start_method(start_method))
-    actor = _new_root(name, loglevel, debug_mode)
+    actor = await _new_root(name, loglevel, debug_mode)
     try:
         yield actor
     finally:
@@ -57,7 +57,7 @@ async def holding_root(
     sibling nurseries share it)."""
     actor = current_actor_or_none()
     if actor is None:
-        actor = _new_root('root', loglevel, debug_mode)
+        actor = await _new_root('root', loglevel, debug_mode)
     else:
         if debug_mode:
             actor.debug_mode = True
@@ -70,13 +70,20 @@ async def holding_root(
             await _let_go(actor)
 
 
-def _new_root(name: str, loglevel: str | int | None, debug_mode: bool) -> Actor:
+async def _new_root(name: str, loglevel: str | int | None, debug_mode: bool) -> Actor:
     if loglevel is not None:
         enable_console(loglevel)
     actor = Actor.new_root(name)
     actor.debug_mode = bool(debug_mode)
     actor.holders = 1
     set_current_actor(actor)
+    try:
+        await actor.start_root_services()
+    except BaseException:
+        set_current_actor(None)
+        with trio.CancelScope(shield=True):
+            await actor.aclose()
+        raise
     return actor
 
 
@@ -85,8 +92,9 @@ async def _let_go(actor: Actor) -> None:
     actor.holders -= 1
     if actor.holders > 0:
         return
-    set_current_actor(None)
     with trio.CancelScope(shield=True):
+        await actor.stop_root_services()
+        set_current_actor(None)
         await actor.aclose()
 
 

@@ -21,13 +21,14 @@ import trio
 from .._exceptions import ProtocolError
 from ..log import console_level, get_logger, level_name
 from ..spawn import ProcessHandle, SpawnRequest, current_start_method, get_backend, validate_start_method
-from . import _testhooks
+from . import _registry, _testhooks
 from ._actor import Actor
 from ._boot import ENTRY
 from ._bootspec import Aid, BootSpec, Uid
 from ._channel import MAX_FRAME, Channel, check_max_frame
 from ._child import ChildActor
 from ._codec import codec_for_channel, get_codec
+from ._discovery import address_for
 from ._errors import ActorFailure, RemoteActorError
 from ._interrupts import ended_by_sigint, interrupts_unwrapped, plain_interrupt
 from ._msgs import BootFailed, Ready
@@ -36,6 +37,10 @@ from ._root import holding_root
 from ._targets import check_target, func_ref, main_info, module_ref
 
 log = get_logger('runtime')
+
+REGISTRY_UPDATE_TIMEOUT = 2.0
+"""Seconds a parent waits for the registrar to note a child's arrival or
+departure before it goes on without."""
 
 BOOT_REAP_TIMEOUT = 3.0
 """How long a child that failed its boot gets to exit before it is killed."""
@@ -169,6 +174,7 @@ class ActorNursery:
             log_level=level_name(loglevel) if loglevel is not None else self.loglevel or console_level(),
             max_frame=self.max_frame,
             debug_mode=debug_mode,
+            registrar=self._actor.registrar_address,
         )
 
     async def _spawn(
@@ -210,6 +216,7 @@ class ActorNursery:
         try:
             await _testhooks.delay('parent_before_handshake')
             await self._handshake(name, chan, process)
+            await self._registry_update(_registry.register, uid=uid, address=address_for(uid))
             child = ChildActor(
                 name, uid, process, chan, spawn_time=time.perf_counter() - started,
                 on_failure=self._fail,
@@ -252,8 +259,21 @@ class ActorNursery:
 
     # -- supervision ------------------------------------------------------------
 
+    async def _registry_update(self, fn: Callable[..., object], **kwargs: Any) -> None:
+        """Tell the registrar of a child's arrival or departure; bounded and
+        shielded (a departure is told while the nursery is cancelled), and
+        never fatal: a tree whose root is going away just finds less."""
+        with trio.move_on_after(REGISTRY_UPDATE_TIMEOUT, shield=True) as scope:
+            try:
+                await self._actor.registrar_call(fn, **kwargs)
+            except Exception as exc:
+                log.warning('could not tell the registrar %s%r: %r', fn.__name__, kwargs, exc)
+        if scope.cancelled_caught:
+            log.warning('the registrar did not answer %s%r in time', fn.__name__, kwargs)
+
     async def _supervise(self, child: ChildActor) -> None:
         await child.supervise()
+        await self._registry_update(_registry.unregister, uid=child.portal.uid)
         failure = child.exit_failure()
         if failure is not None:
             self._fail(failure)

@@ -149,10 +149,11 @@ def parent_main(spec: BootSpec) -> types.ModuleType:
     return module
 
 
-def resolve(spec: BootSpec, module_name: str, qualname: str) -> Callable[..., object]:
-    """The function ``module_name.qualname`` in this actor."""
+def resolve(spec: BootSpec | None, module_name: str, qualname: str) -> Callable[..., object]:
+    """The function ``module_name.qualname`` in this actor (``spec`` None:
+    the root actor, whose ``__main__`` is the program's own)."""
     if module_name == '__main__':
-        obj: object = parent_main(spec)
+        obj: object = parent_main(spec) if spec is not None else sys.modules['__main__']
     else:
         obj = importlib.import_module(module_name)
     for part in qualname.split('.'):
