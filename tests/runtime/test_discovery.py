@@ -79,3 +79,17 @@ async def test_an_actor_cancelled_through_a_found_portal_ends_quietly(start_meth
         with pytest.raises(ts.ActorCancelled, match='another actor'):
             with trio.fail_after(5):
                 await daemon.run(api_targets.add, a=1, b=1)
+
+
+@trio_parent_test(timeout=30)
+async def test_a_done_run_in_actor_child_answers_peers_until_its_nursery_block_ends(start_method):
+    async with ts.open_root_actor():
+        async with ts.open_nursery() as an:
+            adder = await an.run_in_actor(api_targets.add, name='adder', a=1, b=2)
+            assert await adder.wait_for_result() == 3
+            # Done, and still there for others (tractor ends it at the block's end).
+            async with ts.find_actor('adder') as portal:
+                assert portal is not None
+                assert await portal.run(api_targets.add, a=5, b=5) == 10
+        async with ts.find_actor('adder') as portal:
+            assert portal is None

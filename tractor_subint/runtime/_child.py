@@ -96,8 +96,10 @@ class ChildActor:
         *,
         spawn_time: float,
         on_failure: Callable[[BaseException], None],
+        body_done: trio.Event | None = None,
     ) -> None:
         self.name = name
+        self._body_done = body_done if body_done is not None else trio.Event()
         self.process = process
         self.channel = channel
         self.calls = Calls()
@@ -275,6 +277,12 @@ class ChildActor:
             # ourselves is not a failure.
             if not (self.cancel_requested and isinstance(exc, ActorFailure)):
                 self._on_failure(exc)
+        else:
+            # Done, but it lives on (answering its peers: another actor may
+            # still be calling it) until its nursery's block ends, as in
+            # tractor; an error ends it (and, above, its siblings) at once.
+            self._result_ready.set()
+            await self._body_done.wait()
         self._result_ready.set()
         await self.stop(by='its nursery, once its run_in_actor call had returned')
 

@@ -89,6 +89,9 @@ class ActorNursery:
         self._children: list[ChildActor] = []
         self._errors: list[BaseException] = []
         self._body_scope: trio.CancelScope | None = None
+        self._body_done = trio.Event()
+        """Set when the nursery's block has ended (run_in_actor children that
+        are done then end)."""
         self.cancelled = False
         self._closed = False
 
@@ -219,7 +222,7 @@ class ActorNursery:
             await self._registry_update(_registry.register, uid=uid, address=address_for(uid))
             child = ChildActor(
                 name, uid, process, chan, spawn_time=time.perf_counter() - started,
-                on_failure=self._fail,
+                on_failure=self._fail, body_done=self._body_done,
             )
             if run_call is not None:
                 await child.start_run_call(*run_call)
@@ -372,9 +375,11 @@ async def _nursery(
             with trio.CancelScope() as an._body_scope:
                 yield an
         except BaseException as exc:
+            an._body_done.set()
             body_error = plain_interrupt(exc)
             await an.cancel()
         else:
+            an._body_done.set()
             try:
                 with trio.CancelScope(shield=an.cancelled):
                     await an._join()
