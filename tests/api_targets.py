@@ -246,3 +246,19 @@ async def registrar_names() -> dict[str, int]:
 
     async with ts.get_registry() as portal:
         return await portal.run(_registry.names)
+
+
+# -- debug mode ---------------------------------------------------------------------
+
+async def pause_on_empty_stdin(fifo: str) -> None:
+    """Say 'pausing' on ``fifo``, then pause, with stdin at end of file (so the
+    REPL, once it has the terminal, quits at once)."""
+    import os
+
+    from actor_targets import signal_fifo
+
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    signal_fifo(fifo, 'pausing')
+    await ts.pause()

@@ -23,6 +23,7 @@ __all__ = [
     'BroadcastReceiver',
     'Context',
     'ContextCancelled',
+    'DebugModeUnsupported',
     'ForkserverError',
     'FrameTooLarge',
     'MsgStream',
@@ -46,6 +47,8 @@ __all__ = [
     'log',
     'open_nursery',
     'open_root_actor',
+    'pause',
+    'post_mortem',
     'register_payload_type',
     'try_set_start_method',
     'wait_for_actor',
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
     from .runtime import BroadcastReceiver as BroadcastReceiver
     from .runtime import Context as Context
     from .runtime import ContextCancelled as ContextCancelled
+    from .runtime import DebugModeUnsupported as DebugModeUnsupported
     from .runtime import FrameTooLarge as FrameTooLarge
     from .runtime import MsgStream as MsgStream
     from .runtime import MsgTypeError as MsgTypeError
@@ -75,6 +79,8 @@ if TYPE_CHECKING:
     from .runtime import is_root_process as is_root_process
     from .runtime import open_nursery as open_nursery
     from .runtime import open_root_actor as open_root_actor
+    from .runtime import pause as pause
+    from .runtime import post_mortem as post_mortem
     from .runtime import register_payload_type as register_payload_type
     from .runtime import wait_for_actor as wait_for_actor
     from .spawn import SpawnMethodKey as SpawnMethodKey
@@ -87,10 +93,11 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_module(__name__, {
     '.runtime': (
         'Actor', 'ActorCancelled', 'ActorFailure', 'ActorNursery', 'BroadcastReceiver', 'Context',
-        'ContextCancelled', 'FrameTooLarge', 'MsgStream', 'MsgTypeError', 'Portal', 'RemoteActorError',
-        'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError', 'context', 'current_actor',
+        'ContextCancelled', 'DebugModeUnsupported', 'FrameTooLarge', 'MsgStream', 'MsgTypeError',
+        'Portal', 'RemoteActorError', 'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError',
+        'context', 'current_actor',
         'find_actor', 'get_registry', 'is_root_process', 'open_nursery', 'open_root_actor',
-        'register_payload_type', 'wait_for_actor',
+        'pause', 'post_mortem', 'register_payload_type', 'wait_for_actor',
     ),
     '.spawn': (
         'SpawnMethodKey', 'SubintExecError', 'SubinterpretersAliveError', 'current_start_method',

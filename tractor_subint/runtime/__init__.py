@@ -30,6 +30,7 @@ __all__ = [
     'BroadcastReceiver',
     'Context',
     'ContextCancelled',
+    'DebugModeUnsupported',
     'FrameTooLarge',
     'MsgStream',
     'MsgTypeError',
@@ -46,6 +47,8 @@ __all__ = [
     'is_root_process',
     'open_nursery',
     'open_root_actor',
+    'pause',
+    'post_mortem',
     'register_payload_type',
     'wait_for_actor',
 ]
@@ -59,6 +62,9 @@ if TYPE_CHECKING:
     from ._child import TERMINATE_TIMEOUT as TERMINATE_TIMEOUT
     from ._context import Context as Context
     from ._context import context as context
+    from ._debug import DebugModeUnsupported as DebugModeUnsupported
+    from ._debug import pause as pause
+    from ._debug import post_mortem as post_mortem
     from ._discovery import find_actor as find_actor
     from ._discovery import get_registry as get_registry
     from ._discovery import wait_for_actor as wait_for_actor
@@ -86,6 +92,7 @@ __getattr__, __dir__ = lazy_module(__name__, {
     '._channel': ('MAX_FRAME', 'FrameTooLarge'),
     '._child': ('CANCEL_ACK_TIMEOUT', 'CANCEL_EXIT_TIMEOUT', 'TERMINATE_TIMEOUT'),
     '._context': ('Context', 'context'),
+    '._debug': ('DebugModeUnsupported', 'pause', 'post_mortem'),
     '._discovery': ('find_actor', 'get_registry', 'wait_for_actor'),
     '._errors': (
         'ActorCancelled', 'ActorFailure', 'ContextCancelled', 'MsgTypeError', 'RemoteActorError',

@@ -58,6 +58,10 @@ class Actor:
         self._root_services: tuple[trio.CancelScope, trio.Event] | None = None
         self.debug_mode = False
         """Whether this actor's tree runs in debug mode (README, "Debug mode")."""
+        self.tty_lock = trio.Lock()
+        """(Root) The tree's terminal: held by the actor in a REPL (debug mode)."""
+        self.tty_owner: Uid | None = None
+        self.undo_breakpoint_hook: Callable[[], None] | None = None
         self.holders = 0
         """(Root) The blocks holding this root actor: ``open_root_actor`` and
         nurseries; the last one to end ends it."""

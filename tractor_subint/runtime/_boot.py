@@ -22,6 +22,7 @@ from ._actor import Actor
 from ._bootspec import BootSpec
 from ._channel import MAX_FRAME, Channel
 from ._codec import get_codec
+from ._debug import install_breakpoint_hook
 from ._discovery import listen
 from ._errors import box_error
 from ._msgs import BootFailed, Ready
@@ -76,6 +77,8 @@ async def _actor_main(spec: BootSpec, ipc_fd: int, cancel_fd: int) -> None:
     )
     actor = Actor(spec.name, spec.uid, spec)
     actor.debug_mode = spec.debug_mode
+    if spec.debug_mode:
+        install_breakpoint_hook()  # the actor's interpreter ends with it
     set_current_actor(actor)
     listener = None
     try:

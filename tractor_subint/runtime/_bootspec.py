@@ -26,6 +26,10 @@ class Aid:
     def uid(self) -> Uid:
         return (self.name, self.uuid)
 
+    def reprol(self) -> str:
+        """One line naming the actor: ``name[uuid8]@pid``."""
+        return f'{self.name}[{self.uuid[:8]}]@{self.pid}'
+
 
 @dataclass(frozen=True)
 class BootSpec:

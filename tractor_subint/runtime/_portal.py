@@ -141,6 +141,10 @@ class Portal:
         self._check_loop()
         return await self._child.result()
 
+    async def result(self) -> Any:
+        """:meth:`wait_for_result` (tractor's older name)."""
+        return await self.wait_for_result()
+
     @asynccontextmanager
     async def open_stream_from(
         self,

@@ -13,6 +13,7 @@ import trio
 from ..log import enable_console
 from ..spawn import try_set_start_method, validate_start_method
 from ._actor import Actor
+from ._debug import crash_repl, install_breakpoint_hook
 from ._state import current_actor_or_none, set_current_actor
 
 
@@ -43,7 +44,8 @@ async def open_root_actor(
         try_set_start_method(validate_start_method(start_method))
     actor = await _new_root(name, loglevel, debug_mode)
     try:
-        yield actor
+        async with _crash_repl(actor):
+            yield actor
     finally:
         await _let_go(actor)
 
@@ -59,15 +61,30 @@ async def holding_root(
     if actor is None:
         actor = await _new_root('root', loglevel, debug_mode)
     else:
-        if debug_mode:
+        if debug_mode and not actor.debug_mode:
             actor.debug_mode = True
+            if actor.is_root:
+                actor.undo_breakpoint_hook = install_breakpoint_hook()
         if actor.is_root:
             actor.holders += 1
     try:
-        yield actor
+        async with _crash_repl(actor):
+            yield actor
     finally:
         if actor.is_root:
             await _let_go(actor)
+
+
+@asynccontextmanager
+async def _crash_repl(actor: Actor) -> AsyncIterator[None]:
+    """(Debug mode, the root) A REPL on an error leaving the block, before it
+    goes on up."""
+    try:
+        yield
+    except Exception as exc:
+        if actor.debug_mode and actor.is_root and actor.holders <= 1:
+            await crash_repl(actor, exc)
+        raise
 
 
 async def _new_root(name: str, loglevel: str | int | None, debug_mode: bool) -> Actor:
@@ -75,6 +92,8 @@ async def _new_root(name: str, loglevel: str | int | None, debug_mode: bool) -> 
         enable_console(loglevel)
     actor = Actor.new_root(name)
     actor.debug_mode = bool(debug_mode)
+    if debug_mode:
+        actor.undo_breakpoint_hook = install_breakpoint_hook()
     actor.holders = 1
     set_current_actor(actor)
     try:
@@ -92,6 +111,8 @@ async def _let_go(actor: Actor) -> None:
     actor.holders -= 1
     if actor.holders > 0:
         return
+    if actor.undo_breakpoint_hook is not None:
+        actor.undo_breakpoint_hook()
     with trio.CancelScope(shield=True):
         await actor.stop_root_services()
         set_current_actor(None)

@@ -23,6 +23,7 @@ from ..log import get_logger
 from ._channel import Channel
 from ._codec import UndecodableValue
 from ._context import Context, require_context_function
+from ._debug import crash_repl
 from ._errors import ValueDecodeError, box_error, context_cancelled_info
 from ._msgs import (
     Call,
@@ -226,6 +227,8 @@ class ChannelServer:
         except _GONE as exc:
             self._lose(exc)
         except Exception as exc:
+            if self.actor.debug_mode:
+                await crash_repl(self.actor, exc)
             await self._send_failure(msg.cid, exc)
         except BaseException as exc:
             if not is_cancellation(exc):

@@ -28,6 +28,7 @@ from ._bootspec import Aid, BootSpec, Uid
 from ._channel import MAX_FRAME, Channel, check_max_frame
 from ._child import ChildActor
 from ._codec import codec_for_channel, get_codec
+from ._debug import check_spawn, wait_for_tty
 from ._discovery import address_for
 from ._errors import ActorFailure, RemoteActorError
 from ._interrupts import ended_by_sigint, interrupts_unwrapped, plain_interrupt
@@ -154,6 +155,7 @@ class ActorNursery:
         all of them are gone."""
         self.cancelled = True
         with trio.CancelScope(shield=True), interrupts_unwrapped():
+            await wait_for_tty(self._actor)  # a child's REPL ends first (debug mode)
             async with trio.open_nursery() as nursery:
                 for child in self._children:
                     nursery.start_soon(child.stop)
@@ -197,10 +199,10 @@ class ActorNursery:
         if self.cancelled:
             raise RuntimeError('this actor nursery is cancelled: it cannot spawn any more')
         uid = (name, uuid.uuid4().hex)
-        spec = self._boot_spec(
-            name, uid, modules, loglevel,
-            debug_mode=self._actor.debug_mode if debug_mode is None else debug_mode,
-        )
+        debug = self._actor.debug_mode if debug_mode is None else debug_mode
+        if debug:
+            check_spawn(self.start_method, name)
+        spec = self._boot_spec(name, uid, modules, loglevel, debug_mode=debug)
         codec = get_codec(spec.codec)  # one that cannot load here fails before anything is spawned
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         started = time.perf_counter()
@@ -292,7 +294,12 @@ class ActorNursery:
             self._body_scope.cancel()
         if not self.cancelled:
             self.cancelled = True
-            for child in self._children:
+            self._tn.start_soon(self._stop_children)
+
+    async def _stop_children(self) -> None:
+        with trio.CancelScope(shield=True):
+            await wait_for_tty(self._actor)  # a child's REPL ends first (debug mode)
+            for child in list(self._children):
                 self._tn.start_soon(child.stop)
 
     async def _join(self) -> None:

@@ -1,0 +1,308 @@
+"""Debug mode: a REPL in any actor of the tree, one at a time.
+
+With ``debug_mode=True`` (``open_root_actor``, ``open_nursery``,
+``start_actor``, ``run_in_actor``), an actor that calls ``breakpoint()`` or
+``await tractor_subint.pause()``, or whose call (or whose root's block) fails,
+gets the terminal: a ``pdb`` REPL on the caller's frame (on the error's
+traceback, after a failure). Only one actor has it at a time: the root actor
+holds the tree's terminal lock (:func:`tty_session`), a child asks for it
+through a connection of its own to the root and lets go by closing it when
+its REPL continues or quits. The root's nursery waits for a child's REPL to
+end before it cancels the tree.
+
+A REPL needs an actor whose trio runs on its process's main thread (the
+``trio`` and ``main_thread_forkserver`` backends, and every root). An actor
+of a backend that runs it in a subinterpreter on a worker thread
+(``subint_forkserver``, ``subint``) raises :class:`DebugModeUnsupported`
+where the REPL was asked for; its failures then go up without a REPL.
+
+Reading the terminal: a REPL of a process whose stdin is not a terminal (a
+pipe shared by the tree) reads one line at a time, byte by byte, so that it
+never takes lines meant for the next actor's REPL.
+"""
+from __future__ import annotations
+
+import os
+import pdb
+import socket
+import struct
+import sys
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._exceptions import PUBLIC_MODULE, TractorSubintError
+from ..log import get_logger
+from ..spawn import get_backend
+from ._context import Context, context
+from ._msgs import Hello, OpenContext, Started
+from ._state import current_actor, current_actor_or_none
+
+if TYPE_CHECKING:
+    from ._actor import Actor
+
+log = get_logger('runtime')
+
+_HEADER = struct.Struct('>I')
+
+
+class DebugModeUnsupported(TractorSubintError, RuntimeError):
+    """A REPL was asked for in an actor that cannot have one: its trio runs
+    in a subinterpreter on a worker thread."""
+
+    __module__ = PUBLIC_MODULE
+
+
+def repl_backends() -> list[str]:
+    """The spawn backends whose actors can open a REPL."""
+    from ..spawn import SPAWN_METHOD_KEYS
+
+    return [
+        key for key in SPAWN_METHOD_KEYS
+        if not get_backend(key).hosts_subinterpreter and get_backend(key).status == 'working'
+    ]
+
+
+def unsupported_reason(actor: Actor) -> str | None:
+    """Why ``actor`` cannot open a REPL, or None if it can."""
+    if actor.spec is None:
+        return None
+    backend = get_backend(actor.spec.spawn_method)
+    if not backend.hosts_subinterpreter:
+        return None
+    return (
+        f'actor {actor.name!r} cannot open a REPL: its backend, {backend.key!r}, runs its trio in '
+        f'a subinterpreter on a worker thread, which owns neither the terminal nor its signals; '
+        f'debug mode needs an actor on its process\'s main thread: spawn it with '
+        f'{" or ".join(repr(k) for k in repl_backends())}'
+    )
+
+
+def check_spawn(backend_key: str, name: str) -> None:
+    """Warn, when a debug-mode actor is spawned, if it will not get a REPL."""
+    backend = get_backend(backend_key)
+    if backend.hosts_subinterpreter:
+        log.warning(
+            'debug mode: actor %r (%s) cannot open a REPL (its trio runs in a subinterpreter on '
+            'a worker thread); breakpoint() in it raises DebugModeUnsupported; the backends '
+            'whose actors can: %s', name, backend_key, ', '.join(repl_backends()),
+        )
+
+
+# -- the terminal lock --------------------------------------------------------------
+
+@context
+async def tty_session(ctx: Context) -> None:
+    """(Root) Hold the tree's terminal for the caller until it closes its
+    channel (or cancels): ``started()`` once it is its turn."""
+    actor = current_actor()
+    async with actor.tty_lock:
+        actor.tty_owner = ctx.peer_uid
+        try:
+            await ctx.started()
+            await trio.sleep_forever()
+        finally:
+            actor.tty_owner = None
+
+
+class _Session:
+    """This actor's hold on the tree's terminal; :meth:`release` is sync
+    (pdb's continue and quit call it)."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
+
+    def release(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+def _acquire_sync(actor: Actor) -> _Session:
+    """Block (this thread, the actor's trio loop with it) until the root
+    hands this actor the terminal. Talks the wire protocol over a blocking
+    socket of its own, in marshal (every interpreter speaks it)."""
+    if actor.is_root:
+        lock = actor.tty_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            log.warning('a child holds the terminal: the root\'s REPL shares it')
+            return _Session(lambda: None)
+        actor.tty_owner = actor.uid
+        return _Session(lambda: _release_root(actor))
+    from ._codec import get_codec
+
+    codec = get_codec('marshal')
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(actor.registrar_address)
+
+        def send(msg: Any) -> None:
+            data = codec.encode(msg)
+            sock.sendall(_HEADER.pack(len(data)) + data)
+
+        def recv() -> Any:
+            (length,) = _HEADER.unpack(_read(sock, _HEADER.size))
+            return codec.decode(_read(sock, length))
+
+        send(Hello(actor.uid, os.getpid(), ['marshal']))
+        recv()  # the root's hello
+        send(OpenContext(1, __name__, 'tty_session', {}, actor.uid, 1))
+        while not isinstance(recv(), Started):
+            pass
+    except (OSError, EOFError) as exc:
+        sock.close()
+        log.warning('debug mode: the root (the terminal\'s keeper) does not answer (%r): '
+                    'this REPL does not wait for its turn', exc)
+        return _Session(lambda: None)
+    return _Session(sock.close)
+
+
+def _read(sock: socket.socket, n: int) -> bytes:
+    data = b''
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError('the root closed the terminal session')
+        data += chunk
+    return data
+
+
+def _release_root(actor: Actor) -> None:
+    actor.tty_owner = None
+    actor.tty_lock.release()
+
+
+async def _acquire(actor: Actor) -> _Session:
+    """:func:`_acquire_sync`, waiting in trio where that is possible (the
+    root's own lock)."""
+    if actor.is_root:
+        await actor.tty_lock.acquire()
+        actor.tty_owner = actor.uid
+        return _Session(lambda: _release_root(actor))
+    return _acquire_sync(actor)
+
+
+async def wait_for_tty(actor: Actor) -> None:
+    """(Root) Until no actor holds the terminal (a child in its REPL)."""
+    if actor.is_root and actor.debug_mode:
+        async with actor.tty_lock:
+            pass
+
+
+# -- the REPL ---------------------------------------------------------------------------
+
+class _LineReader:
+    """stdin, one line per read and not a byte more (a pipe shared by the
+    tree's processes keeps the lines that are not this REPL's)."""
+
+    def readline(self) -> str:
+        line = bytearray()
+        while not line.endswith(b'\n'):
+            byte = os.read(0, 1)
+            if not byte:
+                break
+            line += byte
+        return line.decode(errors='replace')
+
+
+class ActorRepl(pdb.Pdb):
+    """pdb, naming its actor in the prompt, letting go of the terminal when
+    the user continues or quits."""
+
+    def __init__(self, actor: Actor, session: _Session) -> None:
+        tty = os.isatty(0)
+        super().__init__(stdin=None if tty else _LineReader(), stdout=sys.stdout)  # type: ignore[arg-type]
+        self.use_rawinput = tty
+        self.prompt = f'({actor.name}) Pdb> '
+        self._session = session
+
+    def set_continue(self) -> None:
+        self._session.release()
+        super().set_continue()
+
+    def set_quit(self) -> None:
+        self._session.release()
+        super().set_quit()
+
+
+def _check(actor: Actor) -> None:
+    reason = unsupported_reason(actor)
+    if reason is not None:
+        raise DebugModeUnsupported(reason)
+
+
+async def pause(*, shield: bool = False, hide_tb: bool = True) -> None:
+    """Stop here in a REPL (debug mode): on the caller's frame, once this
+    actor has the tree's terminal. Like any checkpoint, it raises
+    ``trio.Cancelled`` in a cancelled scope, unless ``shield`` (as
+    tractor's). ``hide_tb`` is accepted for tractor's signature."""
+    actor = current_actor()
+    _check(actor)
+    if not shield:
+        await trio.lowlevel.checkpoint_if_cancelled()
+    with trio.CancelScope(shield=True):
+        session = await _acquire(actor)
+    caller = sys._getframe(1)
+    _start(actor, session, caller)
+
+
+def _start(actor: Actor, session: _Session, frame: types.FrameType) -> None:
+    repl = ActorRepl(actor, session)
+    print(f'\n[{actor.name}] paused (pid {os.getpid()})', flush=True)
+    repl.set_trace(frame)
+
+
+async def post_mortem(*, shield: bool = False, hide_tb: bool = True) -> None:
+    """(Debug mode) A REPL on the exception being handled (``except ...:
+    await post_mortem()``), once this actor has the terminal; ``shield``
+    as for :func:`pause`."""
+    actor = current_actor()
+    _check(actor)
+    if not shield:
+        await trio.lowlevel.checkpoint_if_cancelled()
+    error = sys.exception()
+    if error is None:
+        raise RuntimeError('post_mortem() needs an exception being handled (call it in an except block)')
+    await crash_repl(actor, error)
+
+
+def breakpoint_hook(*_args: Any, **_kwargs: Any) -> None:
+    """``sys.breakpointhook`` in a debug-mode actor: :func:`pause` from sync
+    code."""
+    actor = current_actor_or_none()
+    if actor is None:
+        pdb.Pdb().set_trace(sys._getframe(1))
+        return
+    _check(actor)
+    _start(actor, _acquire_sync(actor), sys._getframe(1))
+
+
+async def crash_repl(actor: Actor, error: BaseException) -> None:
+    """A REPL on ``error``'s traceback (debug mode), once this actor has the
+    terminal; nothing where the actor cannot have one (the error goes up)."""
+    if unsupported_reason(actor) is not None or error.__traceback__ is None:
+        return
+    with trio.CancelScope(shield=True):
+        session = await _acquire(actor)
+    try:
+        print(f'\n[{actor.name}] crashed: {type(error).__name__}: {error}', flush=True)
+        repl = ActorRepl(actor, session)
+        repl.reset()
+        repl.interaction(None, error.__traceback__)
+    finally:
+        session.release()
+
+
+def install_breakpoint_hook() -> Callable[[], None]:
+    """Make ``breakpoint()`` this actor's REPL; returns the undo."""
+    previous = sys.breakpointhook
+    sys.breakpointhook = breakpoint_hook
+
+    def undo() -> None:
+        sys.breakpointhook = previous
+
+    return undo
