@@ -122,7 +122,9 @@ def test_the_json_holds_every_sample_the_environment_and_the_versions(quick_run)
     assert data['versions']['tractor_subint'] and data['versions']['trio'] and data['versions']['msgspec']
     assert data['settings']['rounds'] == 2
     assert [item['name'] for item in data['items']] == _expected_items()
-    assert set(data['columns']) >= {'first', 'e2e', 'rtt_us', 'par8_answered', 'cpu1', 'cpu2'}
+    assert set(data['columns']) >= {
+        'first', 'e2e', 'rtt_us', 'ctx_us', 'stream_rtt_us', 'par8_answered', 'cpu1', 'cpu2',
+    }
     assert all(meta['unit'] in ('ms', 'us', 'MiB') and meta['doc'] for meta in data['columns'].values())
     shown = _table(done.stdout, 'first |')
     for item in data['items']:
@@ -199,7 +201,7 @@ def test_subint_rows_and_the_transport_comparison(tmp_path):
     rows = _rows(text)
     assert rows.count('subint (isolated)') == 2 and rows.count('subint (legacy)') == 2
     isolated = _table(text, 'first |')['subint (isolated)']
-    for column in ('first', 'rtt_us', 'e2e', 'par8_stall', 'cpu1', 'cpu2'):
+    for column in ('first', 'rtt_us', 'ctx_us', 'stream_rtt_us', 'e2e', 'par8_stall', 'cpu1', 'cpu2'):
         assert float(isolated[column].split()[0]) > 0, (column, isolated)  # measured, not '–'
     transports = ('socket pair (blocking recv)', 'interpreter queues, polled flat out',
                   'interpreter queues, polled every 1 ms', 'interpreter queues + a pipe doorbell')

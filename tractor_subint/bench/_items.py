@@ -18,7 +18,7 @@ from ..runtime import ActorNursery, Portal, open_nursery
 from ..runtime._boot import ENTRY
 from ..spawn import local_warm_pool
 from ._probes import StallMeter, uss_mib
-from .targets import echo, spin
+from .targets import echo, echo_ctx, spin, stream_echo
 
 TARGETS = 'tractor_subint.bench.targets'
 RTT_CALLS = 20
@@ -46,10 +46,35 @@ class Sample:
     """A parallel batch: the parent loop's longest gap until every child answered."""
     rtt_us: float | None = None
     """Median RPC round trip on a live actor, microseconds."""
+    ctx_us: float | None = None
+    """Median context round trip (open, started, result) on a live actor, microseconds."""
+    stream_rtt_us: float | None = None
+    """Median round trip of one item on a context's two-way stream, microseconds."""
     cpu_one: float | None = None
     """One actor's CPU-bound call (``spin``), alone."""
     cpu_two: float | None = None
     """The same call in two actors at once, until both answered."""
+
+
+async def _context_trips(portal: Portal) -> tuple[float, float]:
+    """Median microseconds of a whole context (``open_context`` entered with
+    its ``started`` value, left with its result) and of one item's round
+    trip on a context's two-way stream, :data:`RTT_CALLS` of each."""
+    contexts = []
+    for i in range(RTT_CALLS):
+        sent = time.perf_counter()
+        async with portal.open_context(echo_ctx, x=i) as (ctx, first):
+            assert first == i
+        assert await ctx.wait_for_result() == i
+        contexts.append(time.perf_counter() - sent)
+    trips = []
+    async with portal.open_context(stream_echo) as (ctx, _), ctx.open_stream() as stream:
+        for i in range(RTT_CALLS + 1):
+            sent = time.perf_counter()
+            await stream.send(i)
+            assert await stream.receive() == i
+            trips.append(time.perf_counter() - sent)
+    return statistics.median(contexts) * 1e6, statistics.median(trips[1:]) * 1e6
 
 
 def _ms(since: float) -> float:
@@ -127,9 +152,13 @@ class BackendItem(Item):
             sent = time.perf_counter()
             assert await portal.run(echo, x=i) == i
             trips.append(time.perf_counter() - sent)
+        ctx_us, stream_rtt_us = await _context_trips(portal)
         cancelling = time.perf_counter()
         await portal.cancel_actor()
-        return Sample(first=first, cancel=_ms(cancelling), rtt_us=statistics.median(trips) * 1e6)
+        return Sample(
+            first=first, cancel=_ms(cancelling), rtt_us=statistics.median(trips) * 1e6,
+            ctx_us=ctx_us, stream_rtt_us=stream_rtt_us,
+        )
 
     async def end_to_end(self) -> Sample:
         started = time.perf_counter()

@@ -54,7 +54,8 @@ def _stall_ms(meter: StallMeter) -> float:
 async def _first(item: Item, meter: StallMeter) -> Values:
     sample = await item.first()
     values: Values = {
-        'first': sample.first, 'rtt_us': sample.rtt_us, 'cancel': sample.cancel, 'stall': _stall_ms(meter),
+        'first': sample.first, 'rtt_us': sample.rtt_us, 'ctx_us': sample.ctx_us,
+        'stream_rtt_us': sample.stream_rtt_us, 'cancel': sample.cancel, 'stall': _stall_ms(meter),
     }
     if is_pooled(item) and isinstance(item, BackendItem):
         meter.reset()
@@ -76,6 +77,9 @@ FIRST = Measure('first', (
     Column('first', 'ms', 'spawn request -> first RPC answered, in a nursery open for the whole run '
                           '(references: fork -> first byte)'),
     Column('rtt_us', 'us', 'one RPC round trip on the live actor (median of 20 after the first)'),
+    Column('ctx_us', 'us', 'one context on the live actor: open_context() entered with its started() '
+                           'value, left with its result (median of 20)'),
+    Column('stream_rtt_us', 'us', "one item's round trip on a context's two-way stream (median of 20)"),
     Column('cancel', 'ms', 'cancel_actor() until the child is reaped'),
     Column('stall', 'ms', "the parent's longest event-loop gap during the sample (1 ms ticker; idle "
                           'noise ~1-2 ms)'),

@@ -196,13 +196,16 @@ def render_tables(run: BenchRun) -> str:
     ]
     lines += [
         '',
-        '| item | ' + ' | '.join(f'first / {label}' for label, _ in bases) + ' | cpu2 / cpu1 |',
-        '|---|' + '---|' * (len(bases) + 1),
+        '| item | ' + ' | '.join(f'first / {label}' for label, _ in bases)
+        + ' | cpu2 / cpu1 | ctx_us / rtt_us | stream_rtt_us / rtt_us |',
+        '|---|' + '---|' * (len(bases) + 3),
     ]
     for item in run.items:
         first = item.median('first')
         ratios = [_ratio(first, base) for _, base in bases]
         ratios.append(_ratio(item.median('cpu2'), item.median('cpu1')))
+        ratios.append(_ratio(item.median('ctx_us'), item.median('rtt_us')))
+        ratios.append(_ratio(item.median('stream_rtt_us'), item.median('rtt_us')))
         lines.append(f'| {item.name} | ' + ' | '.join(ratios) + ' |')
     return '\n'.join(lines)
 

@@ -1,6 +1,8 @@
 """RPC targets of the benchmark's actors (they import this module)."""
 from __future__ import annotations
 
+from ..runtime._context import Context, context
+
 
 def echo(x: int) -> int:
     return x
@@ -12,3 +14,19 @@ def spin(n: int) -> int:
     for i in range(n):
         total += i * i % 7
     return total
+
+
+@context
+async def echo_ctx(ctx: Context, x: int) -> int:
+    """A context that starts with ``x`` and returns it."""
+    await ctx.started(x)
+    return x
+
+
+@context
+async def stream_echo(ctx: Context) -> None:
+    """Echoes every item of a two-way stream until the caller closes it."""
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        async for item in stream:
+            await stream.send(item)
