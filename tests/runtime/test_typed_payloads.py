@@ -121,3 +121,15 @@ def test_a_registered_type_unknown_where_it_arrives_fails_saying_so():
     data = msgspec.msgpack.encode(['elsewhere.Only', {'a': 1}])
     with pytest.raises(TypeError, match=r'elsewhere\.Only arrived.*register it'):
         ext_hook(TYPED_EXT, memoryview(data))
+
+
+@pytest.mark.parametrize(('value', 'special'), [
+    (1, False), ([1, 'a', None], False), ({'k': {'j': [1, 2.5]}}, False), ([1, {2}], True),
+    ({'k': [(1, frozenset())]}, True), ([[[[{1}]]]], True), ([pt.Order('x', 1, {'a'})], False),
+    ({'a': pt.Point(1, 2), 'b': [set()]}, True), ([pt.Tagged('t', frozenset())], True),
+])
+def test_the_scan_finds_sets_and_registered_records_and_looks_into_nothing_else(value, special):
+    from tractor_subint.runtime._payloads import _holds_special
+
+    assert _holds_special(value) is special
+    assert (carry(value) is value) is not special

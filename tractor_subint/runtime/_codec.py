@@ -118,7 +118,9 @@ class MsgpackCodec(_ListCodec):
         self._dump_errors = (TypeError, msgspec.EncodeError, RecursionError)
 
     def _dump(self, wire: list[object]) -> bytes:
-        return self._encoder.encode(carry(wire))  # sets and registered types keep theirs
+        for position in _PAYLOADS.get(wire[0], ()):
+            wire[position] = carry(wire[position])  # sets and registered types keep theirs
+        return self._encoder.encode(wire)
 
     def _load(self, data: bytes) -> list[object]:
         return self._decoder.decode(data)
@@ -226,6 +228,12 @@ def marshal_reply_header(data: bytes) -> tuple[str, int] | None:
     kind = _REPLY_KINDS.get(tag)
     return None if kind is None or count != _WIRE_LENGTHS[tag] else (kind, cid)
 
+
+_PAYLOADS: dict[object, tuple[int, ...]] = {
+    RETURN_TAG: (2,), YIELD_TAG: (2,), STARTED_TAG: (2,), CALL_TAG: (4,), OPEN_CONTEXT_TAG: (4,),
+}
+"""Where a message's user values sit in its wire list (after the tag): the
+only places a set or a registered record may be."""
 
 _CODECS: dict[str, Callable[[], Codec]] = {'msgpack': MsgpackCodec, 'marshal': MarshalCodec}
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import typing
 from typing import Any
 
@@ -38,8 +39,11 @@ SET_EXT, FROZENSET_EXT, TYPED_EXT = 1, 2, 3
 """msgpack extension codes of what :func:`carry` wraps."""
 
 _SCALARS = frozenset({type(None), bool, int, float, str, bytes, bytearray, memoryview})
+_CONTAINERS = frozenset({list, tuple, dict})
+_WALKED = _SCALARS | _CONTAINERS
 
 _registered: dict[str, type] = {}
+_registered_kinds: set[type] = set()
 
 
 
@@ -51,6 +55,7 @@ def register_payload_type[T: type](cls: T) -> T:
     if not (dataclasses.is_dataclass(cls) or _is_struct_type(cls)):
         raise TypeError(f'{cls!r} is neither a dataclass nor a msgspec.Struct')
     _registered[qualified_type_name(cls)] = cls
+    _registered_kinds.add(cls)
     return cls
 
 
@@ -62,27 +67,53 @@ def _is_struct_type(cls: object) -> bool:
 
 def carry(value: Any) -> Any:
     """``value`` with its sets and registered instances wrapped for msgpack;
-    ``value`` itself (not a copy) when it holds none."""
+    ``value`` itself (not a copy) when it holds none (found by a scan that
+    copies nothing: the common case costs a look at each item's type)."""
+    return _carry(value) if _holds_special(value) else value
+
+
+def _holds_special(value: Any) -> bool:
+    """Whether ``value`` holds a set or a registered instance, in itself or
+    in its lists, tuples and dicts (records are not looked into). One level
+    of the structure at a time, in C (``gc.get_referents``: the items of a
+    list or tuple, the keys and values of a dict)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return False
+    level: list[Any] = value if kind is list else [value]
+    while level:
+        kinds = set(map(type, level))
+        if kinds <= _SCALARS:
+            return False
+        if set in kinds or frozenset in kinds or not kinds.isdisjoint(_registered_kinds):
+            return True
+        if not kinds <= _WALKED:
+            level = [item for item in level if type(item) in _CONTAINERS]
+        level = gc.get_referents(*level)
+    return False
+
+
+def _carry(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
     if kind is list or kind is tuple:
         if set(map(type, value)) <= _SCALARS:
             return value
-        items = [carry(item) for item in value]
+        items = [_carry(item) for item in value]
         if all(new is old for new, old in zip(items, value, strict=True)):
             return value
         return items if kind is list else tuple(items)
     if kind is dict:
         if set(map(type, value.values())) <= _SCALARS:
             return value
-        carried = {key: carry(item) for key, item in value.items()}
+        carried = {key: _carry(item) for key, item in value.items()}
         if all(carried[key] is item for key, item in value.items()):
             return value
         return carried
     if kind is set or kind is frozenset:
         code = SET_EXT if kind is set else FROZENSET_EXT
-        return msgspec.msgpack.Ext(code, _encode(carry(list(value))))
+        return msgspec.msgpack.Ext(code, _encode(_carry(list(value))))
     name = qualified_type_name(kind)
     if _registered.get(name) is kind:
         fields = msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview))
