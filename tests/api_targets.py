@@ -241,6 +241,14 @@ async def add(a: int, b: int) -> int:
     return a + b
 
 
+def own_address() -> list[object]:
+    """Where this actor says it listens (``accept_addr``), and its pid."""
+    import os
+
+    addr = ts.current_actor().accept_addr
+    return [addr.proto_key, addr.sockpath, addr.maybe_pid, os.getpid()]
+
+
 async def registrar_names() -> dict[str, int]:
     from tractor_subint.runtime import _registry
 

@@ -93,3 +93,36 @@ async def test_a_done_run_in_actor_child_answers_peers_until_its_nursery_block_e
                 assert await portal.run(api_targets.add, a=5, b=5) == 10
         async with ts.find_actor('adder') as portal:
             assert portal is None
+
+
+@trio_parent_test(timeout=30)
+async def test_the_uds_transport_is_accepted_and_addresses_say_where_actors_listen(start_method):
+    async with ts.open_nursery(enable_transports=['uds']) as an:
+        portal = await an.start_actor('listener', enable_modules=MODULES)
+        proto, sockpath, maybe_pid, pid = await portal.run(api_targets.own_address)
+        assert (proto, maybe_pid) == ('uds', pid)
+        assert sockpath.startswith('@tractor_subint:')
+        # The parent's view of the same actor, through its channel.
+        raddr = portal.chan.raddr
+        assert (raddr.proto_key, raddr.sockpath, raddr.maybe_pid) == ('uds', sockpath, pid)
+        assert ts.current_actor().accept_addr.sockpath != sockpath
+        await portal.cancel_actor()
+
+
+@pytest.mark.parametrize(('transports', 'error', 'match'), [
+    (['tcp'], ValueError, "only over Unix sockets.*'uds'"),
+    (['uds', 'tcp'], ValueError, 'only over Unix sockets'),
+    ('uds', TypeError, 'a list of transport keys'),
+])
+@trio_parent_test(timeout=30)
+async def test_a_transport_actors_here_do_not_speak_is_refused_before_anything_starts(
+    transports, error, match,
+):
+    with pytest.raises(error, match=match):
+        async with ts.open_nursery(enable_transports=transports):
+            pytest.fail('the nursery opened')
+    with pytest.raises(error, match=match):
+        async with ts.open_root_actor(enable_transports=transports):
+            pytest.fail('the root opened')
+    with pytest.raises(RuntimeError, match='no actor runtime'):
+        ts.current_actor()

@@ -154,6 +154,13 @@ class Actor:
             await done.wait()
 
     @property
+    def accept_addr(self) -> Any:
+        """Where this actor listens for peers (a ``UDSAddress``)."""
+        from ._discovery import UDSAddress
+
+        return UDSAddress.of(self.uid, os.getpid())
+
+    @property
     def aid(self) -> Aid:
         """This actor's identity: name, uuid and pid."""
         return Aid(self.name, self.uid[1], os.getpid())

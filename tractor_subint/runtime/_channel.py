@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import Any
 
 import trio
 
@@ -68,6 +69,14 @@ class Channel:
     def __repr__(self) -> str:
         peer = f'{self.aid.name}[{self.aid.uuid[:8]}] pid={self.aid.pid}' if self.aid else '?'
         return f'<Channel to {peer} ({self._codec.name})>'
+
+    @property
+    def raddr(self) -> Any:
+        """Where the actor at the other end listens (a ``UDSAddress``), once
+        it is known who is there."""
+        from ._discovery import UDSAddress
+
+        return None if self.aid is None else UDSAddress.of(self.aid.uid, self.aid.pid)
 
     def use_codec(self, codec: Codec) -> None:
         """Speak ``codec`` from now on (after a handshake in another)."""

@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -62,6 +63,40 @@ def address_for(uid: Uid) -> str:
 
 def describe_address(address: str) -> str:
     return '@' + address[1:] if address.startswith('\0') else address
+
+
+TRANSPORTS = ('uds',)
+"""What actors here talk over (tractor's ``enable_transports`` keys)."""
+
+
+def check_transports(enable_transports: Sequence[str] | None) -> None:
+    """Accept tractor's ``enable_transports`` when it asks for what actors
+    here speak: Unix sockets (``'uds'``)."""
+    if enable_transports is None:
+        return
+    if isinstance(enable_transports, str):
+        raise TypeError(f'enable_transports is a list of transport keys, not {enable_transports!r}')
+    unknown = [key for key in enable_transports if key not in TRANSPORTS]
+    if unknown:
+        raise ValueError(
+            f'enable_transports={list(enable_transports)!r}: actors here speak only over Unix '
+            f'sockets (socket pairs to their parents, abstract-namespace sockets to their '
+            f"peers): {', '.join(repr(t) for t in TRANSPORTS)}"
+        )
+
+
+@dataclass(frozen=True)
+class UDSAddress:
+    """Where an actor listens, as tractor describes a Unix-socket address."""
+
+    sockpath: str
+    """The listening socket's name (``@...``: Linux's abstract namespace)."""
+    maybe_pid: int | None = None
+    proto_key: str = 'uds'
+
+    @classmethod
+    def of(cls, uid: Uid, pid: int | None) -> UDSAddress:
+        return cls(describe_address(address_for(uid)), pid)
 
 
 async def listen(uid: Uid) -> trio.SocketListener:

@@ -5,7 +5,7 @@ of a program starts one implicitly, for as long as that nursery is open.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import trio
@@ -14,6 +14,7 @@ from ..log import enable_console
 from ..spawn import try_set_start_method, validate_start_method
 from ._actor import Actor
 from ._debug import crash_repl, install_breakpoint_hook
+from ._discovery import check_transports
 from ._state import current_actor_or_none, set_current_actor
 
 
@@ -24,6 +25,7 @@ async def open_root_actor(
     loglevel: str | int | None = None,
     start_method: str | None = None,
     debug_mode: bool = False,
+    enable_transports: Sequence[str] | None = None,
 ) -> AsyncIterator[Actor]:
     """Run the block as the root actor of a new tree (``current_actor()``
     is it; nurseries opened inside spawn its children).
@@ -32,8 +34,10 @@ async def open_root_actor(
     ``'cancel'``, ...; see ``tractor_subint.log``), for this actor and,
     through their boot, its children. ``start_method`` sets the default spawn
     backend of the process (``try_set_start_method``). ``debug_mode`` is
-    described in the README ("Debug mode").
+    described in the README ("Debug mode"). ``enable_transports`` is
+    accepted when it asks for what actors here speak: ``['uds']``.
     """
+    check_transports(enable_transports)
     running = current_actor_or_none()
     if running is not None:
         raise RuntimeError(

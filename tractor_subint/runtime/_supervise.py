@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,7 +29,7 @@ from ._channel import MAX_FRAME, Channel, check_max_frame
 from ._child import ChildActor
 from ._codec import codec_for_channel, get_codec
 from ._debug import check_spawn, wait_for_tty
-from ._discovery import address_for
+from ._discovery import address_for, check_transports
 from ._errors import ActorFailure, RemoteActorError
 from ._interrupts import ended_by_sigint, interrupts_unwrapped, plain_interrupt
 from ._msgs import BootFailed, Ready
@@ -336,6 +336,7 @@ async def _kill_and_reap(process: ProcessHandle) -> None:
 async def open_nursery(
     start_method: str | None = None, *, warm_pool: int | None = None, max_frame: int = MAX_FRAME,
     loglevel: str | int | None = None, debug_mode: bool = False,
+    enable_transports: Sequence[str] | None = None,
 ) -> AsyncIterator[ActorNursery]:
     """Open an actor nursery: children spawned in it are supervised
     one-cancels-all and are all gone when the block ends.
@@ -357,7 +358,10 @@ async def open_nursery(
     (``open_root_actor``) for as long as it is open; ``loglevel`` and
     ``debug_mode`` then go to it. ``loglevel`` is also the console log
     level of this nursery's children (unless a spawn names its own).
+    ``enable_transports`` is accepted when it asks for what actors here
+    speak: ``['uds']``.
     """
+    check_transports(enable_transports)
     max_frame = check_max_frame(max_frame)
     method = validate_start_method(start_method) if start_method else current_start_method()
     async with (
