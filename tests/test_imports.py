@@ -45,6 +45,25 @@ def test_dir_lists_every_declared_name_without_importing_it(name):
     assert shown['loaded'] == []
 
 
+def test_a_submodule_not_yet_imported_is_an_attribute_of_its_package():
+    """``tractor.runtime._supervise.ActorNursery`` (an annotation in one of
+    tractor's examples) works as if the package had imported it; a name that
+    is neither declared nor a submodule is still an AttributeError."""
+    shown = _run_fresh('''
+        import json, sys
+        import tractor_subint
+        assert 'tractor_subint.runtime._supervise' not in sys.modules
+        nursery = tractor_subint.runtime._supervise.ActorNursery
+        try:
+            tractor_subint.runtime._no_such_module
+        except AttributeError as error:
+            missing = str(error)
+        print(json.dumps({'same': [nursery is tractor_subint.ActorNursery], 'missing': [missing]}))
+    ''')
+    assert shown['same'] == [True]
+    assert shown['missing'] == ["module 'tractor_subint.runtime' has no attribute '_no_such_module'"]
+
+
 def _run_fresh(code: str) -> dict[str, list[str]]:
     """The JSON object printed last by ``code``, run in a fresh interpreter."""
     out = subprocess.run(

@@ -12,6 +12,7 @@ without importing anything.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Mapping
 
@@ -30,6 +31,10 @@ def lazy_module(
         try:
             module = where[name]
         except KeyError:
+            # A submodule not imported yet (``tractor_subint.runtime._supervise``),
+            # as if the package imported it: loaded on first use too.
+            if not name.startswith('__') and importlib.util.find_spec(f'{package}.{name}') is not None:
+                return importlib.import_module(f'{package}.{name}')
             raise AttributeError(f'module {package!r} has no attribute {name!r}') from None
         loaded = importlib.import_module(module, package)
         value = loaded if module.lstrip('.') == name else getattr(loaded, name)
