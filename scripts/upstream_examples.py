@@ -62,6 +62,12 @@ DEBUG_EXPECTED: dict[str, tuple[int, tuple[str, ...]]] = {
     'debugging/pm_in_subactor.py': (1, ('NameError',)),
     'debugging/shielded_pause.py': (0, ()),
     'debugging/root_timeout_while_child_crashed.py': (1, ('KeyError',)),
+    'debugging/fast_error_in_root_after_spawn.py': (1, ('AssertionError',)),
+    'debugging/root_cancelled_but_child_is_in_tty_lock.py': (1, ('RemoteActorError', 'NameError')),
+    # Upstream's tree hangs once the child closes its channel, and its test
+    # mashes Ctrl-C; ours ends by itself, naming the closed channel as
+    # upstream's test expects ('another task closed this fd').
+    'debugging/subactor_bp_in_ctx.py': (1, ('another task closed this fd',)),
 }
 """For ``debugging/`` scripts fed ``c`` at every prompt (then end of input,
 pdb's quit): the exit status and the errors the end of its stderr names,
@@ -130,7 +136,8 @@ def judge(script: str, rc: int | None, stderr: str) -> bool:
         want_rc, want_errors = expected
         tail = '\n'.join(lines[-40:])
         # A REPL refused (a backend whose actors cannot have one) is no run.
-        refused = 'DebugModeUnsupported' in stderr
+        # (The exception, not the warning logged when such an actor spawns.)
+        refused = 'DebugModeUnsupported:' in stderr
         return rc == want_rc and all(error in tail for error in want_errors) and not refused
     return rc == 0 and 'Error' not in last
 

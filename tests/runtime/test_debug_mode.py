@@ -73,6 +73,15 @@ def test_a_crash_gets_a_repl_in_the_child_then_in_the_root(start_method):
     assert 'LookupError: crashed on purpose' in done.stderr
 
 
+def test_the_root_s_crash_repl_names_what_a_group_holds(start_method):
+    done = _run(start_method, 'group', lines=1)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert _prompts(done.stdout) == ['root']
+    assert re.search(
+        r'\[root\] crashed: ExceptionGroup: .*\[LookupError: crashed on purpose\]', done.stdout,
+    ), done.stdout
+
+
 def test_the_root_s_pause(start_method):
     done = _run(start_method, 'root', lines=1)
     assert done.returncode == 0, done.stdout + done.stderr

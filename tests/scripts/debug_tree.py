@@ -31,6 +31,9 @@ async def main(mode: str) -> None:
         elif mode == 'crash':
             portal = await an.run_in_actor(crash, name='crasher')
             await portal.wait_for_result()
+        elif mode == 'group':
+            async with trio.open_nursery() as tasks:
+                tasks.start_soon(crash)
         elif mode == 'root':
             await ts.pause()
             print('RESULT root continued', flush=True)

@@ -281,6 +281,23 @@ def breakpoint_hook(*_args: Any, **_kwargs: Any) -> None:
     _start(actor, _acquire_sync(actor), sys._getframe(1))
 
 
+def describe_crash(error: BaseException) -> str:
+    """``Type: message``; a group also names what it holds (a task nursery's
+    group around one ``AssertionError`` says so before the prompt)."""
+    described = f'{type(error).__name__}: {error}'
+    if isinstance(error, BaseExceptionGroup):
+        leaves = [f'{type(e).__name__}: {e}' for e in _leaves(error)]
+        described += f" [{'; '.join(leaves)}]"
+    return described
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found
+
+
 async def crash_repl(actor: Actor, error: BaseException) -> None:
     """A REPL on ``error``'s traceback (debug mode), once this actor has the
     terminal; nothing where the actor cannot have one (the error goes up)."""
@@ -289,7 +306,7 @@ async def crash_repl(actor: Actor, error: BaseException) -> None:
     with trio.CancelScope(shield=True):
         session = await _acquire(actor)
     try:
-        print(f'\n[{actor.name}] crashed: {type(error).__name__}: {error}', flush=True)
+        print(f'\n[{actor.name}] crashed: {describe_crash(error)}', flush=True)
         repl = ActorRepl(actor, session)
         repl.reset()
         repl.interaction(None, error.__traceback__)
