@@ -231,5 +231,7 @@ def convert_kwargs(fn: object, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _hint_text(hint: Any) -> str:
-    return getattr(hint, '__qualname__', None) or repr(hint)
+    # Only a class's own name: on 3.14 ``Point | None`` is a ``typing.Union``
+    # whose ``__qualname__`` is just 'Union'.
+    return hint.__qualname__ if isinstance(hint, type) else repr(hint)
 
