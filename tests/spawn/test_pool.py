@@ -11,9 +11,9 @@ import time
 import pytest
 
 from tractor_subint.spawn._contract import ChildSpec
+from tractor_subint.spawn._priority import BOOT_NICE, can_hurry
 from tractor_subint.spawn.pool import PoolKeeper, Sizing, WarmPool
 from tractor_subint.spawn.pool._member import WarmUp
-from tractor_subint.spawn.pool._priority import can_raise_priority
 
 # -- sizing ---------------------------------------------------------------------------
 
@@ -73,14 +73,18 @@ def test_an_explicit_size_wins_over_adaptation_and_back():
 # -- priority -----------------------------------------------------------------------
 
 
-def _idle_threads(pid: int) -> int:
-    count = 0
+def _threads_by_priority(pid: int) -> list[tuple[bool, int]]:
+    """(under SCHED_IDLE, nice) of each thread of ``pid``."""
+    found = []
     for tid in os.listdir(f'/proc/{pid}/task'):
         try:
-            count += os.sched_getscheduler(int(tid)) == os.SCHED_IDLE
+            found.append((
+                os.sched_getscheduler(int(tid)) == os.SCHED_IDLE,
+                os.getpriority(os.PRIO_PROCESS, int(tid)),
+            ))
         except OSError:
             pass  # the thread just ended
-    return count
+    return sorted(found)
 
 
 def _flush(channel) -> None:
@@ -88,26 +92,28 @@ def _flush(channel) -> None:
         select.select([], [channel.fileno()], [], 5)
 
 
-@pytest.mark.skipif(not can_raise_priority(), reason='this process may not raise a priority back')
-def test_a_member_warms_at_idle_priority_and_is_raised_when_claimed_warming(tmp_path, monkeypatch):
+@pytest.mark.skipif(not can_hurry(), reason='this process may not hurry a SCHED_IDLE thread')
+def test_a_member_warms_under_sched_idle_and_is_hurried_when_claimed_warming(tmp_path, monkeypatch):
     reached, gate = tmp_path / 'reached', tmp_path / 'gate'
     os.mkfifo(reached)
     os.mkfifo(gate)
     monkeypatch.setenv('TS_POOL_REACHED', str(reached))
     monkeypatch.setenv('TS_POOL_GATE', str(gate))
-    pool = WarmPool(WarmUp(('_pool_gate',), tuple(sys.path), idle_priority=True), 1)
+    pool = WarmPool(WarmUp(('_pool_gate',), tuple(sys.path), idle=True), 1)
     keeper = PoolKeeper(pool, Sizing(1, created=time.monotonic()))
     ours, theirs = socket.socketpair()
     try:
         with open(reached) as f:  # the member's warm-up opens it once it is importing
             assert f.read() == 'warming\n'
         (pid,) = pool.member_pids()
-        assert _idle_threads(pid) == 1  # the warming thread, and only it
+        # The warming thread, and only it, is idle; the main thread (which
+        # will start the actor's) keeps the normal priority.
+        assert _threads_by_priority(pid) == [(False, 0), (True, BOOT_NICE)]
         member = pool.claim()
         assert member is not None and member.pid == pid and not member.ready
         spec = ChildSpec('gated', '_pool_gate:entry', b'x', theirs.fileno(), 'subint', sys_path=sys.path)
         pool.hand_out(member, spec, stdio='inherit', cwd=os.getcwd(), environ=dict(os.environ))
-        assert _idle_threads(pid) == 0  # raised: a spawn waits for it now
+        assert _threads_by_priority(pid) == [(False, 0), (False, BOOT_NICE)]  # hurried
         _flush(member.control)
         member.control.close()
         with open(gate, 'w'):

@@ -39,7 +39,7 @@ from ._contract import ChildSpec
 from ._main_thread_host import MainThreadHost
 from ._prelude import flush_std_streams, name_this_process
 from ._signal_forwarding import SignalForwarder
-from ._subint_host import run_subint_here
+from ._subint_host import boot_subint, run_subint_here
 from ._tree import inherit_tree
 
 EntryFn = Callable[[bytes, int, int], None]
@@ -115,19 +115,28 @@ def host_entry(spec: ChildSpec, *, interp_id: int | None = None) -> int:
         forwarder.watch_hangup(spec.ipc_fd, grace=LIFELINE_GRACE)
         forwarder.run_in_worker_thread(
             partial(
-                run_subint_here,
-                _SUBINT_BOOTSTRAP,
+                _boot_then_run,
+                spec.entry,
                 # A tuple of plain values: what crosses into a subinterpreter.
                 shared={_SPEC: (
                     tuple(sys.path), tuple(os.environ.items()), spec.entry, spec.payload,
                     spec.ipc_fd, forwarder.read_fd, spec.tree,
                 )},
                 interp_id=interp_id,
-                teardown=False,
             ),
             thread_name=f'actor[{spec.name}]',
         )
     return forwarder.exit_code
+
+
+def _boot_then_run(entry: str, *, shared: dict[str, object], interp_id: int | None) -> None:
+    """On the actor's thread: boot a subinterpreter for ``entry`` (unless a
+    warm one is given) at a lowered priority (``_priority``), then run the
+    bootstrap in it at this thread's own. The process is about to exit, so
+    the subinterpreter is not torn down."""
+    if interp_id is None:
+        interp_id = boot_subint(sys.path, (__name__, entry.partition(':')[0]))
+    run_subint_here(_SUBINT_BOOTSTRAP, shared=shared, interp_id=interp_id, teardown=False)
 
 
 def run_forked_child(spec: ChildSpec) -> NoReturn:

@@ -39,6 +39,7 @@ from functools import partial
 from typing import Literal
 
 from .._exceptions import PUBLIC_MODULE, TractorSubintError
+from ._priority import run_lowered
 from ._threads import run_in_thread
 from ._unended import strand
 
@@ -271,6 +272,30 @@ def import_in_subint(interp_id: int, sys_path: Sequence[str], modules: Sequence[
     failure = _interpreters.exec(interp_id, _IMPORT)
     if failure is not None:
         raise SubintExecError.from_excinfo(interp_id, failure)
+
+
+def boot_subint(
+    sys_path: Sequence[str], modules: Sequence[str], *, kind: SubintKind = 'legacy',
+    idle: bool = False, lower_creation: bool = True,
+) -> int:
+    """A subinterpreter with ``modules`` imported, made at a lowered priority
+    (``_priority``: nice ``BOOT_NICE``, or ``SCHED_IDLE`` if ``idle``) on a
+    thread of its own, so that a boot never competes with the foreground;
+    its id. ``lower_creation=False`` creates it on the calling thread first
+    (where other threads may wait for :data:`CREATION_LOCK`, which a lowered
+    thread must not hold). An import that fails is left for the bootstrap
+    to meet again and report."""
+    interp_id = None if lower_creation else new_subint(kind)
+
+    def boot() -> int:
+        booted = new_subint(kind) if interp_id is None else interp_id
+        try:
+            import_in_subint(booted, sys_path, modules)
+        except SubintExecError:
+            pass
+        return booted
+
+    return run_lowered(boot, idle=idle)
 
 
 def run_subint_here(

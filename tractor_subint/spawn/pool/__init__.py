@@ -7,7 +7,7 @@ One home for the pool, in three parts:
 - ``_owner``: :class:`WarmPool`, the owner's bookkeeping and its half of the
   protocol, driven by a :class:`PoolKeeper` thread here or by the
   forkserver's poll loop (no trio in either); ``_sizing``, how many members
-  a pool keeps and for how long; ``_priority``, warming at idle priority;
+  a pool keeps and for how long;
 - ``_claim``: the trio side of this process's pools: :func:`warm_up` when a
   nursery opens, :func:`claim_member` when a child is spawned.
 

@@ -28,11 +28,11 @@ from .._contract import ChildSpec, SpawnRequest
 from .._fork import can_fork_here
 from .._forked_process import ForkedProcess
 from .._prelude import resolve_stdio_policy
+from .._priority import can_hurry
 from .._process_handle import ProcessHandle
 from .._wire import WireChannel
 from ._member import WarmUp
 from ._owner import PoolKeeper, WarmPool
-from ._priority import can_raise_priority
 from ._sizing import Sizing, explicit_size, pool_cap, pool_idle_timeout
 
 _keepers: dict[str, PoolKeeper] = {}
@@ -58,7 +58,7 @@ def _keeper(entry: str, size: int | None) -> PoolKeeper:
         if keeper is None:
             warm_up = WarmUp(
                 preload=(entry.partition(':')[0],), sys_path=tuple(sys.path),
-                idle_priority=_IDLE_PRIORITY,
+                idle=_WARM_IDLE,
             )
             sizing = Sizing(
                 size, created=time.monotonic(), cap=pool_cap(), idle_timeout=pool_idle_timeout(),
@@ -69,9 +69,9 @@ def _keeper(entry: str, size: int | None) -> PoolKeeper:
     return keeper
 
 
-_IDLE_PRIORITY = can_raise_priority()
-"""Members warm at idle priority where a claimed one can be raised back
-(``_priority``)."""
+_WARM_IDLE = can_hurry()
+"""Members warm under ``SCHED_IDLE`` where a claimed one can be hurried
+(``spawn._priority``)."""
 
 
 async def warm_up(entry: str, warm_pool: int | None) -> None:

@@ -4,10 +4,11 @@ Forked by the pool's owner (``_owner``) like any child (prelude, report pipe),
 it prepares what a ``subint_forkserver`` child spends its spawn on: it
 creates its subinterpreter and imports the entry's module in it (trio,
 msgspec and the runtime, for the runtime's entry). It warms on a thread of
-its own, at idle CPU priority where its owner can raise it back
-(``_priority``), while its main thread waits on the control socket: when
-warm, it says :data:`READY` there. Its lifeline meanwhile is that socket: when the
-owner closes it (the pool drains) or dies, the member exits.
+its own, at a lowered priority (``spawn._priority``: under ``SCHED_IDLE``
+until a spawn claims it, where its owner may then hurry it), while its main
+thread waits on the control socket: when warm, it says :data:`READY` there.
+Its lifeline meanwhile is that socket: when the owner closes it (the pool
+drains) or dies, the member exits.
 
 The protocol, both sides of which are here (:func:`handout_frame` is what
 the owner sends, :func:`serve_as_pool_member` what the member does):
@@ -39,9 +40,9 @@ from .._child_host import host_entry
 from .._contract import ChildSpec
 from .._fds import close_fds
 from .._prelude import apply_stdio_policy, name_this_process, resolve_stdio_policy
+from .._priority import lower_this_thread
 from .._subint_host import SubintExecError, import_in_subint, new_subint
 from .._wire import WireChannel
-from ._priority import lower_this_thread
 
 READY = b'R'
 """What a member writes on its control socket once it is warm."""
@@ -55,9 +56,10 @@ class WarmUp:
     """Modules to import in its subinterpreter (the child shell's own module,
     which the bootstrap imports first, is always added)."""
     sys_path: tuple[str, ...]
-    idle_priority: bool = False
-    """Warm at idle CPU priority (``_priority``); the actor, started later by
-    the member's main thread, runs at normal priority either way."""
+    idle: bool = False
+    """Warm under ``SCHED_IDLE`` until claimed (else at nice ``BOOT_NICE``;
+    see ``spawn._priority``). The actor, started later by the member's main
+    thread, runs at normal priority either way."""
 
     def modules(self) -> tuple[str, ...]:
         return ('tractor_subint.spawn._child_host', *self.preload)
@@ -90,8 +92,7 @@ class _Warming:
 
     def _run(self) -> None:
         try:
-            if self._warm_up.idle_priority:
-                lower_this_thread()
+            lower_this_thread(idle=self._warm_up.idle)
             self._interp_id = new_subint()
             import_in_subint(self._interp_id, self._warm_up.sys_path, self._warm_up.modules())
         except SubintExecError:

@@ -34,9 +34,9 @@ from functools import partial
 from .._contract import ChildSpec
 from .._fds import close_fds
 from .._fork import SubinterpretersAliveError, fork_with_report
+from .._priority import hurry
 from .._wire import WireChannel
 from ._member import READY, WarmUp, handout_frame, serve_as_pool_member
-from ._priority import raise_priority
 from ._sizing import Sizing
 
 BLOCKED_RETRY = 0.1
@@ -50,6 +50,12 @@ new member's ~150 ms of imports) would compete with it for the CPU and
 stall the parent's loop meanwhile: measured on 2 cores, a hit took 8.8-9.4
 ms with an immediate refill and 6.0-6.3 ms with this delay."""
 
+REFILL_SPACING = 0.01
+"""Seconds between two members the keeper forks. A fork holds this
+process's GIL for 1-5 ms (more with its memory), and the event loop waits
+that out; spaced, a refill of 8 costs the loop one fork at a time, not 8
+in a row."""
+
 ForkFn = Callable[..., tuple[int, int]]
 
 
@@ -62,8 +68,8 @@ class Member:
     """Read end of its report pipe; whoever takes the member owns it."""
     control: WireChannel
     ready: bool = False
-    idle_priority: bool = False
-    """It warms at idle CPU priority (see ``_priority``)."""
+    idle: bool = False
+    """It warms under ``SCHED_IDLE`` until claimed (see ``spawn._priority``)."""
 
     def read_ready(self) -> bool:
         """Read what the member said: True once it said READY, False if it
@@ -107,14 +113,20 @@ class WarmPool:
 
     # -- driver side --------------------------------------------------------------
 
-    def refill(self) -> list[int]:
-        """Fork members until there are :attr:`size`; return their control fds."""
+    def refill(self, limit: int | None = None) -> list[int]:
+        """Fork members until there are :attr:`size` (at most ``limit`` of
+        them now); return their control fds."""
         with self._refilling:
-            return self._refill()
+            return self._refill(limit)
 
-    def _refill(self) -> list[int]:
+    def missing(self) -> int:
+        """How many members short of :attr:`size` the pool is."""
+        with self._lock:
+            return 0 if self._closed else max(0, self.size - len(self._members))
+
+    def _refill(self, limit: int | None) -> list[int]:
         added: list[int] = []
-        while True:
+        while limit is None or len(added) < limit:
             with self._lock:
                 if self._closed or len(self._members) >= self.size:
                     return added
@@ -122,6 +134,7 @@ class WarmPool:
             with self._lock:
                 self._members[member.control.fileno()] = member
             added.append(member.control.fileno())
+        return added
 
     def _fork_member(self) -> Member:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -137,7 +150,7 @@ class WarmPool:
             raise
         finally:
             theirs.close()
-        return Member(pid, report_fd, WireChannel(ours), idle_priority=self.warm_up.idle_priority)
+        return Member(pid, report_fd, WireChannel(ours), idle=self.warm_up.idle)
 
     def trim(self) -> None:
         """Kill and reap members beyond :attr:`size` (blocking), those still
@@ -193,11 +206,11 @@ class WarmPool:
 
         The caller flushes the channel (``WireChannel.flush_nowait`` when the
         socket is writable), then closes it. Ready or still warming, the
-        member takes it when it can; one still warming is raised from idle
-        to normal priority first (``_priority``): a spawn now waits for it.
+        member takes it when it can; one still warming under ``SCHED_IDLE``
+        is hurried first (``spawn._priority``): a spawn now waits for it.
         """
-        if not member.ready and member.idle_priority:
-            raise_priority(member.pid)
+        if not member.ready and member.idle:
+            hurry(member.pid)
         frame = handout_frame(spec, stdio=stdio, cwd=cwd, environ=environ)
         member.control.queue(frame, (spec.ipc_fd, *stdio_fds))
 
@@ -244,8 +257,8 @@ class WarmPool:
     def _bury(member: Member, *, kill: bool = False) -> None:
         member.control.close()
         if kill:
-            if member.idle_priority:
-                raise_priority(member.pid)  # a thread must run to die: let it
+            if member.idle:
+                hurry(member.pid)  # a thread must run to die: let it
             os.kill(member.pid, signal.SIGKILL)  # still unreaped: the pid is its
         os.waitpid(member.pid, 0)
         close_fds([member.report_fd])
@@ -346,11 +359,14 @@ class PoolKeeper:
         return True
 
     def _try_refill(self) -> bool:
-        """Refill; False if this process cannot fork right now because it
-        holds a subinterpreter (an in-process ``subint`` actor, say): the
-        keeper tries again after :data:`BLOCKED_RETRY` instead of dying."""
+        """Fork one member (the next one :data:`REFILL_SPACING` later); False
+        if this process cannot fork right now because it holds a
+        subinterpreter (an in-process ``subint`` actor, say): the keeper
+        tries again after :data:`BLOCKED_RETRY` instead of dying."""
         try:
-            self.pool.refill()
+            self.pool.refill(limit=1)
+            if self.pool.missing():
+                self._refill_after = max(self._refill_after, time.monotonic() + REFILL_SPACING)
         except SubinterpretersAliveError:
             # Decided by the refusal itself: asking can_fork_here() now could
             # find the subinterpreter already gone, and the keeper would die.
