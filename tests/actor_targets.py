@@ -48,6 +48,12 @@ def publish(key: str, value: object) -> None:
     _event(key).set()
 
 
+def published_keys() -> list[str]:
+    """What was published in this actor (its module state, for checking that
+    a recycled interpreter imports this module afresh)."""
+    return sorted(_published)
+
+
 async def wait_published(key: str) -> object:
     """Wait until ``key`` was published in this actor; return its value."""
     await _event(key).wait()

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from tractor_subint.spawn import get_backend, live_subinterpreters
+from tractor_subint.spawn import get_backend, live_subinterpreters, pooled_interpreters
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parents[1]
 SCRIPTS_DIR = TESTS_DIR / 'scripts'
@@ -103,7 +103,7 @@ def pid_gone(pid: int, *, reap: bool = True) -> bool:
     zombie that is ours (pytest is a subreaper: orphans come back to it) is
     reaped on the way."""
     if pid == os.getpid():  # in-process actors: gone with their interpreters
-        return not live_subinterpreters()
+        return not actor_interpreters()
     state = _proc_state(pid)
     if state is None:
         return True
@@ -115,6 +115,13 @@ def pid_gone(pid: int, *, reap: bool = True) -> bool:
                 pass
         return True
     return False
+
+
+def actor_interpreters() -> list[int]:
+    """The live subinterpreters of this process that in-process actors still
+    hold: every one but those the warm pools keep idle (an ended actor's
+    interpreter is destroyed, or recycled into a pool)."""
+    return sorted(set(live_subinterpreters()) - set(pooled_interpreters()))
 
 
 def runs_in_this_process(start_method: str) -> bool:
@@ -129,12 +136,13 @@ def not_reaped(pids: Iterable[int]) -> list[str]:
     done: the runtime must have reaped them.
 
     Our own pid stands for actors of an in-process backend: what must be gone
-    then is every subinterpreter of this process.
+    then is every subinterpreter of this process an actor holds (those the
+    warm pools keep idle are no actor's).
     """
     left = []
     for pid in dict.fromkeys(pids):
         if pid == os.getpid():
-            left += [f'subinterpreter {i} (in this process)' for i in live_subinterpreters()]
+            left += [f'subinterpreter {i} (in this process)' for i in actor_interpreters()]
             continue
         state = _proc_state(pid)
         if state is not None:

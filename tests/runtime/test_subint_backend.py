@@ -11,11 +11,14 @@ import threading
 import actor_targets
 import pytest
 import trio
-from _rt_helpers import ScriptProcess, script_env
+from _rt_helpers import ScriptProcess, actor_interpreters, script_env
 
 import tractor_subint as ts
+from tractor_subint.runtime._boot import ENTRY
 from tractor_subint.spawn import current_tree
 from tractor_subint.spawn.backends.subint import MODE_ENV_VAR
+from tractor_subint.spawn.pool._interpreters import REUSE_ENV_VAR, local_interpreter_pool
+from tractor_subint.spawn.pool._sizing import DEFAULT_SIZE, ENV_VAR
 from tractor_subint.testing import trio_parent_test
 
 
@@ -40,9 +43,10 @@ async def test_an_actor_is_a_subinterpreter_of_this_process(monkeypatch, mode):
             await portal.run(actor_targets.raise_boom, message='inside')
         assert info.value.type_name == 'actor_targets.BoomError'
         assert await portal.cancel_actor() is True
-    # Nothing left behind: its thread is gone and its interpreter destroyed.
+    # Nothing left behind: its thread is gone, its interpreter destroyed or
+    # recycled into the warm pool.
     assert _subint_threads() == []
-    assert _interpreters.list_all() == [_interpreters.get_main()]
+    assert actor_interpreters() == []
 
 
 def _gil(interp_id: int) -> str:
@@ -69,7 +73,7 @@ async def test_each_actor_picks_its_interpreter(monkeypatch):
     assert "enabled module 'msgspec' cannot load in this actor's isolated subinterpreter" in first_line
     assert "interpreter='legacy'" in first_line
     assert _subint_threads() == []
-    assert _interpreters.list_all() == [_interpreters.get_main()]
+    assert actor_interpreters() == []
 
 
 @trio_parent_test(timeout=30)
@@ -81,7 +85,7 @@ async def test_the_tree_default_comes_from_the_environment(monkeypatch):
         assert _gil((await legacy.run(actor_targets.interpreter))['interp_id']) == 'shared'
         assert _gil((await isolated.run(actor_targets.interpreter))['interp_id']) == 'own'
         await an.cancel()
-    assert _interpreters.list_all() == [_interpreters.get_main()]
+    assert actor_interpreters() == []
 
 
 @trio_parent_test(timeout=30)
@@ -146,7 +150,7 @@ async def test_a_blocked_subint_actor_ends_when_its_blocking_call_returns(fifo, 
             tn.cancel_scope.cancel()
         assert portal.pid == os.getpid()
     assert _subint_threads() == []
-    assert _interpreters.list_all() == [_interpreters.get_main()]
+    assert actor_interpreters() == []
     # The ladder's last step says what it is in-process: no SIGKILL to be had.
     warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
     assert any('it runs in this process, where nothing ends a blocking call' in w for w in warnings)
@@ -169,4 +173,91 @@ async def test_a_subint_actor_gets_forked_children_from_the_tree_s_forkserver(me
     assert forkserver not in (None, os.getpid())
     assert report['pid'] not in (os.getpid(), forkserver)
     assert report['ppid'] == forkserver
-    assert _interpreters.list_all() == [_interpreters.get_main()]
+    assert actor_interpreters() == []
+
+
+# -- the warm pool of interpreters --------------------------------------------------
+
+
+async def _ready_interpreters(count: int, kind: str = 'isolated'):
+    pool = local_interpreter_pool(kind, ENTRY)
+    assert pool is not None
+    assert await trio.to_thread.run_sync(pool.wait_ready, count, 30)
+    return pool
+
+
+@trio_parent_test(timeout=60)
+async def test_an_actor_takes_a_warm_interpreter_and_a_clean_end_gives_it_back(monkeypatch):
+    monkeypatch.delenv(MODE_ENV_VAR, raising=False)
+    monkeypatch.delenv(REUSE_ENV_VAR, raising=False)
+    async with ts.open_nursery(start_method='subint', warm_pool=1) as an:
+        pool = await _ready_interpreters(1)
+        (warm,) = pool.idle()
+        first = await an.start_actor('first', enable_modules=['actor_targets'])
+        assert (await first.run(actor_targets.interpreter))['interp_id'] == warm
+        await first.run(actor_targets.publish, key='left-behind', value=1)
+        monkeypatch.setenv('TRACTOR_SUBINT_POOL_TEST_VAR', 'set after the first actor')
+        assert await first.cancel_actor() is True
+        assert warm in pool.idle()  # recycled, not destroyed
+        second = await an.start_actor('second', enable_modules=['actor_targets'])
+        assert (await second.run(actor_targets.interpreter))['interp_id'] == warm
+        # The actor's own module is imported afresh; the environment is today's.
+        assert await second.run(actor_targets.published_keys) == []
+        seen = await second.run(actor_targets.surroundings, env_var='TRACTOR_SUBINT_POOL_TEST_VAR')
+        assert seen['env'] == 'set after the first actor'
+        await second.cancel_actor()
+    assert actor_interpreters() == []
+
+
+@trio_parent_test(timeout=60)
+async def test_an_actor_that_failed_is_not_recycled(monkeypatch):
+    monkeypatch.delenv(MODE_ENV_VAR, raising=False)
+    async with ts.open_nursery(start_method='subint', warm_pool=1) as an:
+        pool = await _ready_interpreters(1)
+        (warm,) = pool.idle()
+        with pytest.raises(ts.ActorFailure):
+            await an.start_actor('broken', enable_modules=['no_such_module_anywhere'])
+    assert warm not in _interpreters.list_all()  # destroyed: its end was not clean
+    assert actor_interpreters() == []
+
+
+@trio_parent_test(timeout=60)
+async def test_reuse_can_be_turned_off(monkeypatch):
+    monkeypatch.delenv(MODE_ENV_VAR, raising=False)
+    monkeypatch.setenv(REUSE_ENV_VAR, '0')
+    async with ts.open_nursery(start_method='subint', warm_pool=1) as an:
+        pool = await _ready_interpreters(1)
+        (warm,) = pool.idle()
+        portal = await an.start_actor('once', enable_modules=['actor_targets'])
+        assert (await portal.run(actor_targets.interpreter))['interp_id'] == warm
+        await portal.cancel_actor()
+    assert warm not in _interpreters.list_all()
+
+
+@trio_parent_test(timeout=60)
+async def test_no_pool_without_a_size(monkeypatch):
+    monkeypatch.delenv(MODE_ENV_VAR, raising=False)
+    async with ts.open_nursery(start_method='subint', warm_pool=0) as an:
+        portal = await an.start_actor('cold', enable_modules=['actor_targets'])
+        interp = (await portal.run(actor_targets.interpreter))['interp_id']
+        await portal.cancel_actor()
+        assert local_interpreter_pool('isolated', ENTRY) is None
+    assert interp not in _interpreters.list_all()
+
+
+@trio_parent_test(timeout=120)
+async def test_actors_one_after_another_reuse_one_interpreter(monkeypatch):
+    # The pool follows how many actors run at once, not how many were
+    # spawned: a long-lived tree of short actors keeps using the same ones
+    # (on 3.13 each destroyed isolated interpreter keeps ~9 MiB).
+    monkeypatch.delenv(MODE_ENV_VAR, raising=False)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    seen = set()
+    async with ts.open_nursery(start_method='subint') as an:
+        for i in range(12):
+            portal = await an.start_actor(f'seq{i}', enable_modules=['actor_targets'])
+            seen.add((await portal.run(actor_targets.interpreter))['interp_id'])
+            await portal.cancel_actor()
+        pool = local_interpreter_pool('isolated', ENTRY)
+        assert pool.size == DEFAULT_SIZE
+    assert len(seen) <= DEFAULT_SIZE + 1, seen

@@ -15,7 +15,7 @@ import sys
 import trio
 
 from .._exceptions import TractorSubintError
-from ..log import enable_console, set_actor_name
+from ..log import configure_from_env, disable_console, enable_console, set_actor_name
 from ..spawn import try_set_start_method
 from . import _testhooks
 from ._actor import Actor
@@ -42,6 +42,11 @@ def actor_child_main(payload: bytes, ipc_fd: int, cancel_fd: int) -> None:
     set_actor_name(spec.name)
     if spec.log_level is not None:
         enable_console(spec.log_level)
+    else:
+        # As a fresh interpreter would be: a recycled one (in-process actors,
+        # spawn.pool) may hold the console its last actor turned on.
+        disable_console()
+        configure_from_env()
     sys.path[:] = spec.sys_path
     try_set_start_method(spec.spawn_method)  # the default for this actor's children
     trio.run(_actor_main, spec, ipc_fd, cancel_fd)

@@ -64,6 +64,7 @@ __all__ = [
     'local_warm_pool',
     'name_this_process',
     'open_tree',
+    'pooled_interpreters',
     'refuse_unsafe_fork',
     'register_backend',
     'registered_backends',
@@ -134,6 +135,7 @@ if TYPE_CHECKING:
     from .pool._claim import aclose_local_pools as aclose_local_pools
     from .pool._claim import close_local_pools as close_local_pools
     from .pool._claim import local_warm_pool as local_warm_pool
+    from .pool._interpreters import pooled_interpreters as pooled_interpreters
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '._contract': (
@@ -160,4 +162,5 @@ __getattr__, __dir__ = lazy_module(__name__, {
     '._subint_host': ('SubintExecError', 'run_subint_here', 'run_subint_in_worker_thread'),
     '._tree': ('SpawnTree', 'current_tree', 'open_tree'),
     '.pool._claim': ('aclose_local_pools', 'close_local_pools', 'local_warm_pool'),
+    '.pool._interpreters': ('pooled_interpreters',),
 })

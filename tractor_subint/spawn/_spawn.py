@@ -198,6 +198,7 @@ _BUILTIN = (
         f'{_BACKENDS}.subint:subint_proc',
         hosts_subinterpreter=True, in_process=True, requires=frozenset({'subinterpreters'}),
         interpreters=('isolated', 'legacy'), codec='marshal',
+        warm_up_fn=f'{_BACKENDS}.subint:warm_up',
     ),
     Backend(
         'subint_fork', 'fork from inside a subinterpreter-hosted actor',

@@ -198,6 +198,73 @@ def _teardown(interp_id: int, timeout: float) -> None:
     _interpreters.destroy(interp_id)
 
 
+def teardown_subint(interp_id: int, timeout: float = DEFAULT_TEARDOWN_TIMEOUT) -> None:
+    """Retire the threads of subinterpreter ``interp_id`` (at most ``timeout``
+    seconds) and destroy it; if threads remain, leave it alive (the
+    process's exit is bounded around it: ``_unended``) with a warning."""
+    _teardown(interp_id, timeout)
+
+
+_BASELINE = 'import sys\nsys.__tractor_subint_baseline__ = frozenset(sys.modules)\n'
+
+
+def mark_baseline(interp_id: int) -> None:
+    """Record which modules subinterpreter ``interp_id`` holds now (once
+    warm, before any actor ran in it): what :func:`recycle_subint` keeps."""
+    failure = _interpreters.exec(interp_id, _BASELINE)
+    if failure is not None:
+        raise SubintExecError.from_excinfo(interp_id, failure)
+
+
+_RESET = """\
+def __tractor_subint_reset__():
+    import atexit, gc, importlib, sys
+    baseline = getattr(sys, '__tractor_subint_baseline__', None)
+    if baseline is None:
+        raise RuntimeError('no baseline recorded: this interpreter cannot be recycled')
+    # What was loaded before the actor ran stays, with any part of those
+    # packages (and of the stdlib) imported since: another copy of a module
+    # of trio, say, beside the one trio holds, would split its state in two.
+    kept = {name.partition('.')[0] for name in baseline} | set(sys.stdlib_module_names)
+    for name in list(sys.modules):
+        if name not in baseline and name != '__main__' and name.partition('.')[0] not in kept:
+            del sys.modules[name]  # the actor's own modules: fresh for the next one
+    atexit._clear()
+    importlib.invalidate_caches()
+    main = sys.modules['__main__'].__dict__
+    for key in list(main):
+        if key not in ('__name__', '__doc__', '__package__', '__loader__', '__spec__', '__builtins__'):
+            del main[key]
+    gc.collect()
+
+__tractor_subint_reset__()
+"""
+"""Runs in a subinterpreter whose actor ended cleanly, so that the next
+actor finds it as it was once warm (see :func:`recycle_subint`)."""
+
+
+def recycle_subint(interp_id: int, timeout: float = DEFAULT_TEARDOWN_TIMEOUT) -> bool:
+    """Make subinterpreter ``interp_id``, whose code ended, fit for another
+    actor; whether it is (if not, the caller tears it down).
+
+    It is if its threads end within ``timeout`` seconds (trio's idle
+    workers are retired) and a baseline was recorded (:func:`mark_baseline`).
+    Then, inside it: modules that were not loaded at the baseline are
+    dropped unless they belong to a package that was, or to the stdlib (the
+    actor's own modules are imported afresh by the next actor); ``atexit``
+    callbacks, ``__main__``'s globals and reference cycles go. What stays is
+    the interpreter itself (on 3.13 its allocator's arenas, which a destroy
+    would not give back), the baseline's modules, and whatever module-level
+    state the actor left in them.
+    """
+    _interpreters.set___main___attrs(
+        interp_id, {'__tractor_subint_teardown_timeout__': float(timeout)}
+    )
+    if _interpreters.exec(interp_id, _retire_threads) is not None:
+        return False
+    return _interpreters.exec(interp_id, _RESET) is None
+
+
 def retry_teardown(interp_id: int, timeout: float) -> bool:
     """Tear down a subinterpreter that an earlier teardown left alive, if
     its threads end within ``timeout`` seconds; whether it is gone."""
@@ -275,27 +342,37 @@ def import_in_subint(interp_id: int, sys_path: Sequence[str], modules: Sequence[
 
 
 def boot_subint(
-    sys_path: Sequence[str], modules: Sequence[str], *, kind: SubintKind = 'legacy',
-    idle: bool = False, lower_creation: bool = True,
+    sys_path: Sequence[str], modules: Sequence[str], *, kind: SubintKind = 'legacy', idle: bool = False,
 ) -> int:
-    """A subinterpreter with ``modules`` imported, made at a lowered priority
-    (``_priority``: nice ``BOOT_NICE``, or ``SCHED_IDLE`` if ``idle``) on a
-    thread of its own, so that a boot never competes with the foreground;
-    its id. ``lower_creation=False`` creates it on the calling thread first
-    (where other threads may wait for :data:`CREATION_LOCK`, which a lowered
-    thread must not hold). An import that fails is left for the bootstrap
-    to meet again and report."""
-    interp_id = None if lower_creation else new_subint(kind)
+    """A subinterpreter with ``modules`` imported, created and warmed at a
+    lowered priority (``_priority``: nice ``BOOT_NICE``, or ``SCHED_IDLE`` if
+    ``idle``) on a thread of its own, so that a boot never competes with the
+    foreground; its id. For a process where no other thread waits for
+    :data:`CREATION_LOCK` (a lowered thread must not hold it): a forked
+    child; elsewhere create with :func:`new_subint`, then :func:`warm_subint`.
+    An import that fails is left for the bootstrap to meet again and report."""
 
     def boot() -> int:
-        booted = new_subint(kind) if interp_id is None else interp_id
-        try:
-            import_in_subint(booted, sys_path, modules)
-        except SubintExecError:
-            pass
-        return booted
+        interp_id = new_subint(kind)
+        _import_quietly(interp_id, sys_path, modules)
+        return interp_id
 
     return run_lowered(boot, idle=idle)
+
+
+def warm_subint(
+    interp_id: int, sys_path: Sequence[str], modules: Sequence[str], *, idle: bool = False,
+) -> None:
+    """Import ``modules`` in subinterpreter ``interp_id`` at a lowered
+    priority (as :func:`boot_subint`); a failed import is left for later."""
+    run_lowered(partial(_import_quietly, interp_id, sys_path, modules), idle=idle)
+
+
+def _import_quietly(interp_id: int, sys_path: Sequence[str], modules: Sequence[str]) -> None:
+    try:
+        import_in_subint(interp_id, sys_path, modules)
+    except SubintExecError:
+        pass
 
 
 def run_subint_here(

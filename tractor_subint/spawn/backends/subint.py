@@ -29,10 +29,18 @@ so the spawning trio loop keeps a core: 8 actors booting together on 2 cores
 stalled it for 16-32 ms, taking turns for a few ms
 (``ai/conc-anal/in_process_subint_actors.md``).
 
-Memory on 3.13: CPython keeps what an isolated subinterpreter allocated
-after it is destroyed (about 9 MiB per actor here; legacy 0.65 MiB; 3.14
-keeps nothing), so a long-lived tree that keeps spawning isolated actors
-grows (``ai/conc-anal/isolated_subint_memory_not_returned_on_3_13.md``).
+Warm interpreters (``spawn.pool._interpreters``): a pool per process keeps
+isolated interpreters created and warmed (the runtime imported) ahead, so a
+spawn takes one in microseconds, and an interpreter whose actor ended
+cleanly is recycled rather than destroyed (what carries over, and what is
+reset: ``_subint_host.recycle_subint``;
+``ai/conc-anal/in_process_interpreter_reuse.md``). ``warm_pool=0`` turns
+the pool off; ``TRACTOR_SUBINT_SUBINT_REUSE=0`` keeps it but destroys
+every ended actor's interpreter. Memory on 3.13: CPython keeps what an
+isolated subinterpreter allocated after it is destroyed (about 9 MiB per
+actor here; 3.14 keeps nothing); with reuse, a long-lived tree of actors
+that come and go keeps as many interpreters as it runs at once
+(``ai/conc-anal/isolated_subint_memory_not_returned_on_3_13.md``).
 """
 from __future__ import annotations
 
@@ -46,19 +54,29 @@ import trio
 from .._contract import SpawnRequest
 from .._exit_status import ChildExceptionInfo, ChildExit
 from .._process_handle import ProcessHandle
-from .._subint_host import SubintExecError, SubintKind, import_in_subint, new_subint, run_subint_here
+from .._subint_host import (
+    DEFAULT_TEARDOWN_TIMEOUT,
+    SubintExecError,
+    SubintKind,
+    import_in_subint,
+    mark_baseline,
+    new_subint,
+    run_subint_here,
+    teardown_subint,
+)
 from .._threads import ReraisingThread
 from .._tree import current_forkserver_address
 from .._unended import label_stranded, track, untrack
+from ..pool._interpreters import interpreter_pool
 
 _BOOTSTRAP = '''
 import sys
 sys.path[:] = __tractor_subint_sys_path__
-from tractor_subint.spawn._child_host import run_entry_here
+from tractor_subint.spawn._child_host import run_entry_in_subint
 try:
-    run_entry_here(
-        __tractor_subint_entry__, __tractor_subint_payload__, __tractor_subint_ipc_fd__,
-        __tractor_subint_cancel_fd__, __tractor_subint_tree__,
+    run_entry_in_subint(
+        __tractor_subint_environ__, __tractor_subint_entry__, __tractor_subint_payload__,
+        __tractor_subint_ipc_fd__, __tractor_subint_cancel_fd__, __tractor_subint_tree__,
     )
 finally:
     # Tell the host which non-daemon threads the actor's code leaves running:
@@ -199,14 +217,25 @@ async def subint_proc(request: SpawnRequest) -> SubintActor:
     report_r, report_w = os.pipe()
     os.set_blocking(report_r, False)
 
+    pool = interpreter_pool(mode, request.entry, request.warm_pool)
+
     def run() -> None:
         try:
-            with _boot_turns:
-                interp_id = new_subint(mode)
-                _import_entry(interp_id, request.entry)
+            interp_id = pool.take() if pool is not None else None
+            if interp_id is None:
+                try:
+                    with _boot_turns:
+                        interp_id = new_subint(mode)
+                        _import_entry(interp_id, request.entry)
+                except BaseException:
+                    if pool is not None:
+                        pool.abandon()
+                    raise
+            clean = False
             try:
-                run_subint_here(_BOOTSTRAP, interp_id=interp_id, shared={
+                run_subint_here(_BOOTSTRAP, interp_id=interp_id, teardown=False, shared={
                     '__tractor_subint_sys_path__': tuple(sys.path),
+                    '__tractor_subint_environ__': tuple(os.environ.items()),
                     '__tractor_subint_entry__': request.entry,
                     '__tractor_subint_payload__': request.boot_payload,
                     '__tractor_subint_ipc_fd__': ipc_fd,
@@ -214,7 +243,12 @@ async def subint_proc(request: SpawnRequest) -> SubintActor:
                     '__tractor_subint_tree__': current_forkserver_address(),
                     '__tractor_subint_report_fd__': report_w,
                 })
+                clean = True
             finally:
+                if pool is not None:
+                    pool.release(interp_id, clean=clean, timeout=DEFAULT_TEARDOWN_TIMEOUT)
+                else:
+                    teardown_subint(interp_id, DEFAULT_TEARDOWN_TIMEOUT)
                 label_stranded(interp_id, f'actor {request.name!r}')
         finally:
             os.close(cancel_r)
@@ -240,12 +274,26 @@ async def subint_proc(request: SpawnRequest) -> SubintActor:
 
 def _import_entry(interp_id: int, entry: str) -> None:
     """Import ``entry``'s module (the runtime: most of a boot's CPU) in the
-    new interpreter. A failure is left for the bootstrap to meet again and
-    report to the parent the way every boot failure is."""
+    new interpreter, and record what it holds then (what a recycle keeps).
+    A failure is left for the bootstrap to meet again and report to the
+    parent the way every boot failure is."""
     try:
-        import_in_subint(interp_id, sys.path, (entry.partition(':')[0],))
+        import_in_subint(interp_id, sys.path, ('tractor_subint.spawn._child_host', entry.partition(':')[0]))
+        mark_baseline(interp_id)
     except SubintExecError:
         pass
+
+
+async def warm_up(entry: str, warm_pool: int | None) -> None:
+    """Start this process's pool of warm interpreters for ``entry`` (in the
+    tree's default kind), when a nursery that spawns with this backend
+    opens; returns at once. A bad default kind is left for the spawn to
+    report."""
+    try:
+        mode = subint_mode(None)
+    except ValueError:
+        return
+    interpreter_pool(mode, entry, warm_pool)
 
 
 def _identity(fd: int) -> tuple[int, int] | None:

@@ -9,7 +9,9 @@ One home for the pool, in three parts:
   forkserver's poll loop (no trio in either); ``_sizing``, how many members
   a pool keeps and for how long;
 - ``_claim``: the trio side of this process's pools: :func:`warm_up` when a
-  nursery opens, :func:`claim_member` when a child is spawned.
+  nursery opens, :func:`claim_member` when a child is spawned;
+- ``_interpreters``: warm (and recycled) subinterpreters for in-process
+  ``subint`` actors.
 
 Names are imported on first use: the forkserver process loads ``_owner`` and
 ``_member`` but never ``_claim`` (nor trio).
@@ -32,6 +34,7 @@ __all__ = [
     'close_local_pools',
     'local_warm_pool',
     'pool_size',
+    'pooled_interpreters',
     'warm_up',
 ]
 
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from ._claim import close_local_pools as close_local_pools
     from ._claim import local_warm_pool as local_warm_pool
     from ._claim import warm_up as warm_up
+    from ._interpreters import pooled_interpreters as pooled_interpreters
     from ._owner import PoolKeeper as PoolKeeper
     from ._owner import WarmPool as WarmPool
     from ._sizing import CAP_ENV_VAR as CAP_ENV_VAR
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '._claim': ('aclose_local_pools', 'claim_member', 'close_local_pools', 'local_warm_pool', 'warm_up'),
+    '._interpreters': ('pooled_interpreters',),
     '._owner': ('PoolKeeper', 'WarmPool'),
     '._sizing': ('CAP_ENV_VAR', 'DEFAULT_SIZE', 'ENV_VAR', 'Sizing', 'pool_size'),
 })

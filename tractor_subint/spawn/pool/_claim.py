@@ -31,6 +31,7 @@ from .._prelude import resolve_stdio_policy
 from .._priority import can_hurry
 from .._process_handle import ProcessHandle
 from .._wire import WireChannel
+from ._interpreters import close_interpreter_pools, local_interpreter_pools
 from ._member import WarmUp
 from ._owner import PoolKeeper, WarmPool
 from ._sizing import Sizing, explicit_size, pool_cap, pool_idle_timeout
@@ -137,8 +138,9 @@ async def _flush(control: WireChannel) -> None:
 
 def close_local_pools() -> None:
     """Drain and stop every pool of this process (blocking: idle members are
-    killed and reaped). Idempotent; the next :func:`warm_up` starts afresh.
-    Runs at interpreter exit."""
+    killed and reaped, idle interpreters destroyed). Idempotent; the next
+    :func:`warm_up` starts afresh. Runs at interpreter exit."""
+    close_interpreter_pools()
     with _keepers_lock:
         keepers = list(_keepers.values())
         _keepers.clear()
@@ -155,7 +157,7 @@ def close_local_pools() -> None:
 async def aclose_local_pools() -> None:
     """:func:`close_local_pools` on a worker thread (none needed when this
     process has no pool), shielded from cancellation."""
-    if _keepers:
+    if _keepers or local_interpreter_pools():
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(close_local_pools)
 

@@ -118,14 +118,24 @@ class Sizing:
         self._last_change = self.created
 
     def asked(self, now: float) -> int:
-        """A spawn asked the pool for a member (whether it found one or not):
-        count it toward the current burst; return the new target."""
+        """A spawn asked the pool for a member (whether it found one or not;
+        a member is used up): count it toward the current burst; return the
+        new target."""
         self._last_asked = self._last_change = now
         self._asked.append(now)
         while self._asked[0] < now - self.burst_window:
             self._asked.popleft()
         if self.fixed is None:
             self.target = min(self.cap, max(self.target, len(self._asked)))
+        return self.target
+
+    def wanted(self, count: int, now: float) -> int:
+        """``count`` are wanted at once now (for a pool whose members come
+        back after use, where demand is concurrency, not rate); return the
+        new target."""
+        self._last_asked = self._last_change = now
+        if self.fixed is None:
+            self.target = min(self.cap, max(self.target, count))
         return self.target
 
     def set_fixed(self, size: int | None, now: float) -> None:
