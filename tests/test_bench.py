@@ -69,7 +69,7 @@ def _expected_items() -> list[str]:
         if key == 'subint_forkserver':
             expected += ['subint_forkserver (cold)', 'subint_forkserver (pool hit)']
         elif key == 'subint':
-            expected += ['subint (isolated)', 'subint (legacy)']
+            expected += ['subint (isolated)', 'subint (isolated, pool)', 'subint (legacy)']
         else:
             expected.append(key)
     return expected

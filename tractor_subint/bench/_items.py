@@ -16,7 +16,9 @@ import trio
 
 from ..runtime import ActorNursery, Portal, open_nursery
 from ..runtime._boot import ENTRY
-from ..spawn import local_warm_pool
+from ..spawn import get_backend, local_warm_pool
+from ..spawn.backends.subint import subint_mode
+from ..spawn.pool import close_interpreter_pools, interpreter_pool
 from ._probes import StallMeter, uss_mib
 from .targets import echo, echo_ctx, spin, stream_echo
 
@@ -122,12 +124,22 @@ class BackendItem(Item):
         self.interpreter = interpreter
         self._nursery: ActorNursery | None = None
 
+    @property
+    def in_process(self) -> bool:
+        return get_backend(self.key).in_process
+
     async def pool_ready(self) -> None:
-        """Until this process's warm pool for actors is full (at once
-        without a pool)."""
-        pool = local_warm_pool(ENTRY)
-        if pool is not None:
-            await trio.to_thread.run_sync(pool.wait_ready, None, 60)
+        """Until this process's warm pool for this item's actors is full (at
+        once without a pool): a ``subint_forkserver`` pool's members, or an
+        in-process backend's warm interpreters."""
+        if self.in_process:
+            pool = interpreter_pool(subint_mode(self.interpreter), ENTRY, self.warm_pool)
+            if pool is not None:
+                await trio.to_thread.run_sync(pool.wait_ready, None, 60)
+            return
+        members = local_warm_pool(ENTRY)
+        if members is not None:
+            await trio.to_thread.run_sync(members.wait_ready, None, 60)
 
     async def _start(self, an: ActorNursery, name: str = 'bench') -> Portal:
         return await an.start_actor(name, enable_modules=[TARGETS], interpreter=self.interpreter)
@@ -205,6 +217,14 @@ class BackendItem(Item):
             await an.cancel()
         sample.total = _ms(started)
         return sample
+
+
+async def release_interpreters() -> None:
+    """Destroy the warm interpreters this process keeps for in-process
+    actors: a process that holds a subinterpreter cannot fork, and the fork
+    rows (the references among them) must fork here, as they would in a
+    program without in-process actors."""
+    await trio.to_thread.run_sync(close_interpreter_pools)
 
 
 def _run_trio_trivially() -> None:

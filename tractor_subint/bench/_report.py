@@ -213,8 +213,9 @@ def render_tables(run: BenchRun) -> str:
 def render_legend(run: BenchRun) -> str:
     lines = [
         'Cells: median (min–max) of the samples, in each column\'s unit; the last row counts',
-        'them. Ratios: medians of this run. "pool hit" samples start with the pool full;',
-        '"cold" ones have it off.',
+        'them. Ratios: medians of this run. "pool hit" and "pool" samples start with the pool',
+        'full; "cold" ones and the other subint rows have it off. In-process interpreters are',
+        'released before every other sample: a process that holds one cannot fork.',
     ]
     lines += [f'  {name} ({meta["unit"]}): {meta["doc"]}' for name, meta in run.columns.items()]
     return '\n'.join(lines)

@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from ..spawn import available_start_methods
-from ._items import BackendItem, Item, references
+from ._items import BackendItem, Item, references, release_interpreters
 from ._measures import CPU, END_TO_END, FIRST, Measure, is_pooled, parallel
 from ._probes import StallMeter
 from ._report import (
@@ -85,8 +85,12 @@ def build_items(keys: Sequence[str], warm_pool: int) -> list[Item]:
             if warm_pool:
                 items.append(BackendItem(key, name='subint_forkserver (pool hit)', warm_pool=warm_pool))
         elif key == 'subint':
-            items.append(BackendItem(key, name='subint (isolated)', interpreter='isolated'))
-            items.append(BackendItem(key, name='subint (legacy)', interpreter='legacy'))
+            items.append(BackendItem(key, name='subint (isolated)', interpreter='isolated', warm_pool=0))
+            if warm_pool:
+                items.append(BackendItem(
+                    key, name='subint (isolated, pool)', interpreter='isolated', warm_pool=warm_pool,
+                ))
+            items.append(BackendItem(key, name='subint (legacy)', interpreter='legacy', warm_pool=0))
         else:
             items.append(BackendItem(key))
     return items
@@ -99,6 +103,8 @@ def _record(item: Item) -> ItemResults:
 
 
 async def _sample(item: Item, results: ItemResults, measure: Measure, meter: StallMeter) -> None:
+    if not (isinstance(item, BackendItem) and item.in_process):
+        await release_interpreters()  # this process must be able to fork (untimed)
     if is_pooled(item) and isinstance(item, BackendItem):
         await item.pool_ready()  # a hit is what this row measures
     meter.reset()

@@ -31,8 +31,10 @@ __all__ = [
     'WarmPool',
     'aclose_local_pools',
     'claim_member',
+    'close_interpreter_pools',
     'close_local_pools',
     'local_warm_pool',
+    'interpreter_pool',
     'pool_size',
     'pooled_interpreters',
     'warm_up',
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
     from ._claim import close_local_pools as close_local_pools
     from ._claim import local_warm_pool as local_warm_pool
     from ._claim import warm_up as warm_up
+    from ._interpreters import close_interpreter_pools as close_interpreter_pools
+    from ._interpreters import interpreter_pool as interpreter_pool
     from ._interpreters import pooled_interpreters as pooled_interpreters
     from ._owner import PoolKeeper as PoolKeeper
     from ._owner import WarmPool as WarmPool
@@ -55,7 +59,7 @@ if TYPE_CHECKING:
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '._claim': ('aclose_local_pools', 'claim_member', 'close_local_pools', 'local_warm_pool', 'warm_up'),
-    '._interpreters': ('pooled_interpreters',),
+    '._interpreters': ('close_interpreter_pools', 'interpreter_pool', 'pooled_interpreters'),
     '._owner': ('PoolKeeper', 'WarmPool'),
     '._sizing': ('CAP_ENV_VAR', 'DEFAULT_SIZE', 'ENV_VAR', 'Sizing', 'pool_size'),
 })
