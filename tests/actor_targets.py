@@ -54,6 +54,22 @@ def published_keys() -> list[str]:
     return sorted(_published)
 
 
+def leftovers_of(module: str) -> dict[str, object]:
+    """What this interpreter still holds of ``module`` (for checking that a
+    recycled interpreter forgot the last actor's module): whether it is
+    loaded, how many module objects of that name are alive, and the payload
+    types registered from it."""
+    import gc
+    import types
+
+    from tractor_subint.runtime import _payloads
+
+    gc.collect()
+    alive = [obj for obj in gc.get_objects() if isinstance(obj, types.ModuleType) and obj.__name__ == module]
+    registered = [name for name, cls in _payloads._registered.items() if cls.__module__ == module]
+    return {'loaded': module in sys.modules, 'alive': len(alive), 'registered': registered}
+
+
 async def wait_published(key: str) -> object:
     """Wait until ``key`` was published in this actor; return its value."""
     await _event(key).wait()

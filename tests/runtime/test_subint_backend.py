@@ -6,9 +6,12 @@ from __future__ import annotations
 import _interpreters
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 import actor_targets
+import payload_targets
 import pytest
 import trio
 from _rt_helpers import ScriptProcess, actor_interpreters, script_env
@@ -210,6 +213,30 @@ async def test_an_actor_takes_a_warm_interpreter_and_a_clean_end_gives_it_back(m
 
 
 @trio_parent_test(timeout=60)
+async def test_a_recycled_interpreter_forgets_what_the_runtime_kept_for_the_last_actor(monkeypatch):
+    # The runtime caches the type hints of the functions an actor serves and
+    # keeps the payload types its modules register: neither may reach the
+    # next actor, nor keep the last one's module alive (on 3.13 a tree of
+    # 200 actors grew ~20 MB through them). Legacy: the module imports msgspec.
+    monkeypatch.delenv(REUSE_ENV_VAR, raising=False)
+    async with ts.open_nursery(start_method='subint', warm_pool=1) as an:
+        first = await an.start_actor('typed', enable_modules=['payload_targets'], interpreter='legacy')
+        interp = (await first.run(actor_targets.interpreter))['interp_id']
+        assert await first.run(payload_targets.echo, value=[1]) == [1]  # its hints are cached
+        assert await first.run(actor_targets.leftovers_of, module='payload_targets') == {
+            'loaded': True, 'alive': 1, 'registered': ['payload_targets.Tagged'],
+        }
+        assert await first.cancel_actor() is True
+        second = await an.start_actor('next', enable_modules=['actor_targets'], interpreter='legacy')
+        assert (await second.run(actor_targets.interpreter))['interp_id'] == interp  # recycled
+        assert await second.run(actor_targets.leftovers_of, module='payload_targets') == {
+            'loaded': False, 'alive': 0, 'registered': [],
+        }
+        await second.cancel_actor()
+    assert actor_interpreters() == []
+
+
+@trio_parent_test(timeout=60)
 async def test_an_actor_that_failed_is_not_recycled(monkeypatch):
     monkeypatch.delenv(MODE_ENV_VAR, raising=False)
     async with ts.open_nursery(start_method='subint', warm_pool=1) as an:
@@ -261,3 +288,37 @@ async def test_actors_one_after_another_reuse_one_interpreter(monkeypatch):
         pool = local_interpreter_pool('isolated', ENTRY)
         assert pool.size == DEFAULT_SIZE
     assert len(seen) <= DEFAULT_SIZE + 1, seen
+
+
+_PROGRAM = """
+import _interpreters, atexit
+# Registered first, so it runs last: after tractor_subint's own exit hooks.
+atexit.register(lambda: print('LEFT', len(_interpreters.list_all()) - 1, flush=True))
+import actor_targets, trio
+import tractor_subint as ts
+
+async def main():
+    async with ts.open_nursery(start_method='subint') as an:
+        portal = await an.start_actor('one', enable_modules=['actor_targets'])
+        assert await portal.run(actor_targets.add, a=1, b=2) == 3
+        await portal.cancel_actor()
+    print('DONE', flush=True)
+
+trio.run(main)
+"""
+
+
+def test_a_program_of_subint_actors_leaves_no_interpreter_at_exit(monkeypatch):
+    # The warm pool outlives the tree; the process's exit ends it (else 3.14
+    # warns about remaining subinterpreters, and 3.13 finalizes them late).
+    env = script_env('subint')
+    env.pop(MODE_ENV_VAR, None)
+    env.pop(ENV_VAR, None)
+    tests_dir = os.path.dirname(actor_targets.__file__)
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [tests_dir, env.get('PYTHONPATH')]))
+    done = subprocess.run(
+        [sys.executable, '-c', _PROGRAM], env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ['DONE', 'LEFT', '0'], done.stdout
+    assert 'subinterpreter' not in done.stderr, done.stderr

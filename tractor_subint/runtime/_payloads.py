@@ -25,9 +25,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import sys
 import typing
 from typing import Any
 
+from ..spawn._recycle_hooks import forget_on_recycle
 from ._errors import MsgTypeError, qualified_type_name
 
 try:
@@ -159,6 +161,19 @@ def _hints(fn: object) -> dict[str, Any]:
         return typing.get_type_hints(target)
     except Exception:
         return {}  # annotations that do not resolve here: no conversion
+
+
+@forget_on_recycle
+def _forget_the_last_actor() -> None:
+    # This interpreter hosts another actor next (an in-process actor's,
+    # recycled): the hints of the last one's functions go, and so do the
+    # types it registered whose modules were dropped (or live in __main__),
+    # as they would with a fresh interpreter. Both would keep its modules alive.
+    _hints.cache_clear()
+    for name, cls in list(_registered.items()):
+        if cls.__module__ == '__main__' or sys.modules.get(cls.__module__) is None:
+            del _registered[name]
+            _registered_kinds.discard(cls)
 
 
 def inspect_unwrap(fn: object) -> object:

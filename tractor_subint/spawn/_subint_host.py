@@ -229,6 +229,10 @@ def __tractor_subint_reset__():
     for name in list(sys.modules):
         if name not in baseline and name != '__main__' and name.partition('.')[0] not in kept:
             del sys.modules[name]  # the actor's own modules: fresh for the next one
+    # State the kept modules hold for the actor (spawn._recycle_hooks).
+    hooks = sys.modules.get('tractor_subint.spawn._recycle_hooks')
+    if hooks is not None:
+        hooks.forget_actor_leftovers()
     atexit._clear()
     importlib.invalidate_caches()
     main = sys.modules['__main__'].__dict__
@@ -251,7 +255,8 @@ def recycle_subint(interp_id: int, timeout: float = DEFAULT_TEARDOWN_TIMEOUT) ->
     workers are retired) and a baseline was recorded (:func:`mark_baseline`).
     Then, inside it: modules that were not loaded at the baseline are
     dropped unless they belong to a package that was, or to the stdlib (the
-    actor's own modules are imported afresh by the next actor); ``atexit``
+    actor's own modules are imported afresh by the next actor); what kept
+    modules hold for the actor is forgotten (``_recycle_hooks``); ``atexit``
     callbacks, ``__main__``'s globals and reference cycles go. What stays is
     the interpreter itself (on 3.13 its allocator's arenas, which a destroy
     would not give back), the baseline's modules, and whatever module-level

@@ -25,9 +25,12 @@ timeout are destroyed.
 
 A process that holds interpreters cannot fork (``spawn._fork``): while its
 pools keep any, its fork-backend spawns go through the tree's forkserver.
+The pools end when idle for their timeout, on ``close_local_pools()``, and
+at interpreter exit (``atexit``): each way their interpreters are destroyed.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -65,7 +68,11 @@ class InterpreterPool:
         self._sizing = sizing
         self._prewarm = kind == 'isolated'
         self._idle: list[int] = []
-        """Warm interpreters nobody uses, the most recently warmed last."""
+        """Warm interpreters nobody uses, taken from the end: the one whose
+        actor ended last, then the others that hosted actors, then the ones
+        warmed and never used. A used interpreter has its arenas grown and
+        the lazily imported parts of the runtime loaded already: a fresh
+        one's first actor adds a few MiB to the process for good."""
         self._warming: int | None = None
         """The interpreter the keeper is warming now."""
         self._dropping: list[int] = []
@@ -94,12 +101,17 @@ class InterpreterPool:
             return self._idle + self._dropping + ([] if self._warming is None else [self._warming])
 
     def wait_ready(self, count: int | None = None, timeout: float | None = None) -> bool:
-        """Block until ``count`` (default: the target size) warm interpreters
-        are held; whether they are."""
+        """Block until ``count`` warm interpreters are held, or by default
+        until the pool is full and its keeper idle (nothing warming or being
+        destroyed: a steady state to measure from); whether it is."""
+
+        def ready() -> bool:
+            if count is not None:
+                return len(self._idle) >= count
+            return len(self._idle) >= self.size and self._warming is None and not self._dropping
+
         with self._lock:
-            return self._lock.wait_for(
-                lambda: self.closed or len(self._idle) >= (self.size if count is None else count), timeout,
-            ) and not self.closed
+            return self._lock.wait_for(lambda: self.closed or ready(), timeout) and not self.closed
 
     def set_size(self, explicit: int | None) -> None:
         with self._lock:
@@ -125,7 +137,7 @@ class InterpreterPool:
         else, or if that fails or the pool is full, tear it down."""
         self.abandon()
         reusable = clean and reuse_enabled() and not self.closed and recycle_subint(interp_id, timeout)
-        if not (reusable and self._give_back(interp_id)):
+        if not (reusable and self._give_back(interp_id, used=True)):
             teardown_subint(interp_id, timeout)
 
     def abandon(self) -> None:
@@ -134,13 +146,17 @@ class InterpreterPool:
         with self._lock:
             self._in_use = max(0, self._in_use - 1)
 
-    def _give_back(self, interp_id: int) -> bool:
-        """Keep ``interp_id``, ready for an actor; False if the pool is closed
-        or full (the caller destroys it)."""
+    def _give_back(self, interp_id: int, *, used: bool) -> bool:
+        """Keep ``interp_id``, ready for an actor (the next one taken if it
+        was ``used``, else after every used one); False if the pool is
+        closed or full (the caller destroys it)."""
         with self._lock:
             if self.closed or len(self._idle) >= self._sizing.cap:
                 return False
-            self._idle.append(interp_id)
+            if used:
+                self._idle.append(interp_id)
+            else:
+                self._idle.insert(0, interp_id)
             self._lock.notify_all()
             return True
 
@@ -171,6 +187,7 @@ class InterpreterPool:
                 teardown_subint(interp_id)
                 with self._lock:
                     self._dropping.remove(interp_id)
+                    self._lock.notify_all()
             if self.closed:
                 return
             if not surplus:
@@ -189,8 +206,10 @@ class InterpreterPool:
         finally:
             with self._lock:
                 self._warming = None
-        if not self._give_back(interp_id):
+        if not self._give_back(interp_id, used=False):
             teardown_subint(interp_id)
+        with self._lock:
+            self._lock.notify_all()
 
     def close(self) -> None:
         """Destroy every idle interpreter and stop (blocking). Idempotent."""
@@ -250,3 +269,6 @@ def close_interpreter_pools() -> None:
         _pools.clear()
     for pool in pools:
         pool.close()
+
+
+atexit.register(close_interpreter_pools)  # a process that never loads the fork pools too
