@@ -66,7 +66,11 @@ def leftovers_of(module: str) -> dict[str, object]:
 
     gc.collect()
     alive = [obj for obj in gc.get_objects() if isinstance(obj, types.ModuleType) and obj.__name__ == module]
-    registered = [name for name, cls in _payloads._registered.items() if cls.__module__ == module]
+    kinds = _payloads._registered_kinds
+    registered = sorted(
+        {name for name, cls in _payloads._registered.items() if cls.__module__ == module}
+        | {f'{cls.__module__}.{cls.__qualname__}' for cls in kinds if cls.__module__ == module}
+    )
     return {'loaded': module in sys.modules, 'alive': len(alive), 'registered': registered}
 
 
