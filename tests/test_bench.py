@@ -49,10 +49,10 @@ def _cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip('|').split('|')]
 
 
-def _table(text: str, first_header: str) -> dict[str, dict[str, str]]:
-    """The table whose header starts ``| item | first_header``: row -> column -> cell."""
+def _table(text: str, first_header: str, rows: str = 'item') -> dict[str, dict[str, str]]:
+    """The table whose header starts ``| rows | first_header``: row -> column -> cell."""
     lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f'| item | {first_header}'))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f'| {rows} | {first_header}'))
     header = _cells(lines[start])
     table = {}
     for line in lines[start + 2:]:
@@ -209,3 +209,46 @@ def test_subint_rows_and_the_transport_comparison(tmp_path):
         assert rows.count(transport) == 2  # 64 B and 64 KiB
     kept = json.loads(path.read_text())['transport']
     assert {(row['name'], row['size']) for row in kept} == {(t, s) for t in transports for s in (64, 65536)}
+
+
+def test_imports_measures_each_kind_of_interpreter_and_its_first_message(tmp_path):
+    path = str(tmp_path / 'imports.json')
+    done = _bench(
+        '--backends', 'trio', '--batches8', '0', '--cpu-rounds', '0', '--imports', '--json', path,
+    )
+    table = _table(done.stdout, 'modules |', rows='interpreter')
+    assert set(table) == {'process', 'legacy', 'isolated'}
+    for kind, row in table.items():
+        assert int(row['modules']) > 100, (kind, row)
+        assert CELL.match(row['ours']) and CELL.match(row['upstream alone']), (kind, row)
+    with open(path) as f:
+        imports = json.load(f)['imports']
+    kinds = {kind['kind']: kind for kind in imports['kinds']}
+    assert len(kinds['isolated']['upstream_ms']) == 2  # --quick: 2 repeats
+    assert any(name.startswith('tractor_subint.runtime') for name in kinds['process']['ours'])
+    # Nothing between an actor's boot and its first message but the modules it
+    # enabled (and, in a fresh process, the exec shell's report path).
+    allowed = {'tractor_subint.bench', 'tractor_subint.bench.targets'}
+    exec_shell = {'tractor_subint.spawn._child_report', 'tractor_subint.spawn._fds'}
+    for case, extra in imports['first_message'].items():
+        assert set(extra) <= allowed | (exec_shell if case == 'trio' else set()), (case, extra)
+
+
+def test_importtime_lines_are_read_after_the_mark():
+    from tractor_subint.bench._imports import _MARK, group_of, parse_importtime
+
+    text = '\n'.join([
+        'import time:       100 |        100 | site',
+        _MARK,
+        'import time: self [us] | cumulative | imported package',
+        'import time:       300 |        300 |   tractor_subint.log',
+        'import time:        50 |         50 |     json',
+        'import time:      1200 |       1500 | trio',
+    ])
+    assert [(i.name, i.self_us) for i in parse_importtime(text)] == [
+        ('tractor_subint.log', 300), ('json', 50), ('trio', 1200),
+    ]
+    assert group_of('json', start_up={'site'}, upstream={'trio'}) == 'stdlib via ours'
+    assert group_of('json', start_up=set(), upstream={'trio', 'json'}) == 'stdlib via upstream'
+    assert group_of('site', start_up={'site'}, upstream=set()) == 'start-up'
+    assert group_of('attr._make', start_up=set(), upstream=set()) == 'upstream'

@@ -218,6 +218,8 @@ def test_a_child_entry_loads_no_backend_and_no_forkserver():
     loaded = _modules_after('import tractor_subint.spawn._child_host, tractor_subint.runtime._boot')
     ours = [m for m in loaded if m.startswith('tractor_subint')]
     assert not [m for m in ours if '.backends' in m or '.forkserver' in m], ours
+    # Debug mode's REPL (pdb, bdb, cmd, readline...) loads where one opens.
+    assert not {'pdb', 'bdb', 'readline', 'tractor_subint.runtime._repl'} & set(loaded)
 
 
 def test_the_boot_spec_reads_without_msgspec_in_an_isolated_subinterpreter():
@@ -259,7 +261,18 @@ def test_the_runtime_loads_and_speaks_marshal_in_an_isolated_subinterpreter():
         failure = _interpreters.exec(interp, textwrap.dedent('''
             import sys
             sys.path[:] = path
+
+            class Seen:  # every import asked for, whether it loads or not
+                names = []
+
+                @classmethod
+                def find_spec(cls, name, path=None, target=None):
+                    cls.names.append(name)
+
+            sys.meta_path.insert(0, Seen)
             import tractor_subint, tractor_subint.runtime._boot
+            # Not even tried: msgspec's Python half costs ~20 ms before it is refused.
+            assert not [name for name in Seen.names if name.startswith('msgspec')], Seen.names
             from tractor_subint.runtime._codec import get_codec
             from tractor_subint.runtime._msgs import Call, Return
             codec = get_codec('marshal')

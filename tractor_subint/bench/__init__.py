@@ -17,5 +17,6 @@ Modules: ``targets`` (what the actors run), ``_probes`` (loop stall, USS),
 ``_items`` (the measured items: backends through the public API, and the
 bare-fork references), ``_measures`` (the kinds of sample and their
 columns), ``_run`` (the plan, the rounds, the CLI), ``_report`` (the run as
-data: tables, JSON, comparison, plot).
+data: tables, JSON, comparison, plot), ``_transport`` (``--transport``),
+``_imports`` (``--imports``: an actor's import bill per kind of interpreter).
 """

@@ -82,6 +82,10 @@ class BenchRun:
     """Column name -> ``{'unit': ..., 'doc': ...}``, in table order."""
     items: list[ItemResults]
     transport: list[dict[str, Any]] | None = None
+    imports: dict[str, Any] | None = None
+    """``--imports``: ``kinds`` (per kind of interpreter, ms by group) and
+    ``first_message`` (what real actors held at their first call beyond
+    their boot modules)."""
 
     def item(self, name: str) -> ItemResults | None:
         return next((item for item in self.items if item.name == name), None)
@@ -102,6 +106,7 @@ class BenchRun:
             'columns': self.columns,
             'items': items,
             'transport': self.transport,
+            'imports': self.imports,
         }
 
     def write(self, path: str) -> None:
@@ -129,7 +134,7 @@ class BenchRun:
                 argv=list(data['argv']), environment=dict(data['environment']),
                 versions=dict(data['versions']), settings=dict(data['settings']),
                 columns={str(c): dict(v) for c, v in data['columns'].items()},
-                items=items, transport=data.get('transport'),
+                items=items, transport=data.get('transport'), imports=data.get('imports'),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f'a malformed bench result: {type(exc).__name__}: {exc}') from None

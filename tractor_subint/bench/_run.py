@@ -16,6 +16,12 @@ from typing import Any
 import trio
 
 from ..spawn import available_start_methods
+from ._imports import (
+    IMPORTS_LEGEND,
+    first_message_modules,
+    measure_imports,
+    render_run_imports,
+)
 from ._items import BackendItem, Item, references, release_interpreters
 from ._measures import CPU, END_TO_END, FIRST, Measure, is_pooled, parallel
 from ._probes import StallMeter
@@ -231,6 +237,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--transport', action='store_true',
         help='also compare socket pairs with interpreter queues between interpreters of one process',
     )
+    parser.add_argument(
+        '--imports', action='store_true',
+        help="also measure what an actor's interpreter imports before its first message, per kind of "
+             'interpreter (-X importtime, fresh processes), and how much of it is ours',
+    )
     parser.add_argument('--quick', action='store_true', help='2 rounds, one batch of 8, no 32, 1 CPU round')
     parser.add_argument('--progress', action='store_true', help='say on stderr which step runs')
     parser.add_argument(
@@ -266,6 +277,9 @@ def _measure(args: argparse.Namespace, argv: Sequence[str]) -> BenchRun:
     if args.transport:
         rows = measure_transports(n=400 if args.quick else 2000)
         run.transport = [row.as_json() for row in rows]
+    if args.imports:
+        kinds = measure_imports(repeats=2 if args.quick else 5)
+        run.imports = {'kinds': [kind.as_json() for kind in kinds], 'first_message': first_message_modules()}
     run.duration_s = time.monotonic() - started
     print(f'({run.duration_s:.0f} s)\n')
     return run
@@ -308,6 +322,11 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(render_transports([TransportRow.from_json(row) for row in run.transport]))
         print()
         print(TRANSPORT_LEGEND)
+    if run.imports:
+        print()
+        print(render_run_imports(run.imports))
+        print()
+        print(IMPORTS_LEGEND)
     if old is not None:
         print()
         print(render_comparison(run, old, args.compare))

@@ -1,11 +1,18 @@
 """RPC targets of the benchmark's actors (they import this module)."""
 from __future__ import annotations
 
+import sys
+
 from ..runtime._context import Context, context
 
 
 def echo(x: int) -> int:
     return x
+
+
+def loaded_modules() -> list[str]:
+    """Every module this actor's interpreter holds (``bench --imports``)."""
+    return sorted(sys.modules)
 
 
 def spin(n: int) -> int:

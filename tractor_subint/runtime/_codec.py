@@ -16,6 +16,7 @@ from typing import Protocol, cast
 
 from .._exceptions import TractorSubintError
 from ._msgs import CALL_TAG, OPEN_CONTEXT_TAG, RETURN_TAG, STARTED_TAG, YIELD_TAG, Msg, from_wire, to_wire
+from ._msgspec import refusal
 from ._payloads import carry, ext_hook
 
 # Imported up front wherever it loads, as before the codec became optional:
@@ -23,8 +24,10 @@ from ._payloads import carry, ext_hook
 # another thread forks (the warm pool's keeper does, at any time) can leave
 # the child waiting forever on a lock held by a thread it does not have.
 # An isolated subinterpreter refuses msgspec; there the runtime speaks marshal.
-_MSGSPEC_MISSING = ''
+_MSGSPEC_MISSING = refusal() or ''
 try:
+    if _MSGSPEC_MISSING:
+        raise ImportError(_MSGSPEC_MISSING)  # without paying for msgspec's Python half
     import msgspec
 except ImportError as exc:
     msgspec = None  # type: ignore[assignment]

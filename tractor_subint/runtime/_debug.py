@@ -23,7 +23,6 @@ never takes lines meant for the next actor's REPL.
 from __future__ import annotations
 
 import os
-import pdb
 import socket
 import struct
 import sys
@@ -193,41 +192,7 @@ async def wait_for_tty(actor: Actor) -> None:
             pass
 
 
-# -- the REPL ---------------------------------------------------------------------------
-
-class _LineReader:
-    """stdin, one line per read and not a byte more (a pipe shared by the
-    tree's processes keeps the lines that are not this REPL's)."""
-
-    def readline(self) -> str:
-        line = bytearray()
-        while not line.endswith(b'\n'):
-            byte = os.read(0, 1)
-            if not byte:
-                break
-            line += byte
-        return line.decode(errors='replace')
-
-
-class ActorRepl(pdb.Pdb):
-    """pdb, naming its actor in the prompt, letting go of the terminal when
-    the user continues or quits."""
-
-    def __init__(self, actor: Actor, session: _Session) -> None:
-        tty = os.isatty(0)
-        super().__init__(stdin=None if tty else _LineReader(), stdout=sys.stdout)  # type: ignore[arg-type]
-        self.use_rawinput = tty
-        self.prompt = f'({actor.name}) Pdb> '
-        self._session = session
-
-    def set_continue(self) -> None:
-        self._session.release()
-        super().set_continue()
-
-    def set_quit(self) -> None:
-        self._session.release()
-        super().set_quit()
-
+# -- the REPL (``_repl``) -----------------------------------------------------------
 
 def _check(actor: Actor) -> None:
     reason = unsupported_reason(actor)
@@ -251,6 +216,8 @@ async def pause(*, shield: bool = False, hide_tb: bool = True) -> None:
 
 
 def _start(actor: Actor, session: _Session, frame: types.FrameType) -> None:
+    from ._repl import ActorRepl  # pdb and its company load only where a REPL opens
+
     repl = ActorRepl(actor, session)
     print(f'\n[{actor.name}] paused (pid {os.getpid()})', flush=True)
     repl.set_trace(frame)
@@ -275,6 +242,8 @@ def breakpoint_hook(*_args: Any, **_kwargs: Any) -> None:
     code."""
     actor = current_actor_or_none()
     if actor is None:
+        import pdb
+
         pdb.Pdb().set_trace(sys._getframe(1))
         return
     _check(actor)
@@ -303,6 +272,8 @@ async def crash_repl(actor: Actor, error: BaseException) -> None:
     terminal; nothing where the actor cannot have one (the error goes up)."""
     if unsupported_reason(actor) is not None or error.__traceback__ is None:
         return
+    from ._repl import ActorRepl
+
     with trio.CancelScope(shield=True):
         session = await _acquire(actor)
     try:

@@ -31,8 +31,11 @@ from typing import Any
 
 from ..spawn._recycle_hooks import forget_on_recycle
 from ._errors import MsgTypeError, qualified_type_name
+from ._msgspec import refusal
 
 try:
+    if refusal():
+        raise ImportError  # without paying for msgspec's Python half
     import msgspec
 except ImportError:  # an isolated subinterpreter: the marshal path only
     msgspec = None  # type: ignore[assignment]
