@@ -15,6 +15,7 @@ from _rt_helpers import runs_in_this_process
 import tractor_subint as ts
 from tractor_subint.runtime._boot import ENTRY
 from tractor_subint.runtime._child import ChildActor
+from tractor_subint.spawn import local_warm_pool
 from tractor_subint.spawn.backends.subint import subint_mode
 from tractor_subint.spawn.pool._interpreters import local_interpreter_pool, reuse_enabled
 from tractor_subint.testing import trio_parent_test
@@ -61,10 +62,36 @@ def _cpython_kept_per_interpreter(kind: str) -> float:
     return max(0.0, (_status('VmRSS') * 1024 - before) / 10)
 
 
+async def _settle_fork_pool() -> None:
+    """Until this process's fork pool (``subint_forkserver``), if it has one,
+    is full and every member ready: no refill forking or warming while the
+    soak reads the process."""
+    pool = local_warm_pool(ENTRY)
+    if pool is not None:
+        assert await trio.to_thread.run_sync(pool.wait_ready, None, 60)
+
+
+def _fds_but_the_pool() -> tuple[int, int]:
+    """This process's open fds, those the fork pool holds for its members
+    aside: an adaptive pool's size follows the spawn rate (its members,
+    two fds each, are its own, bounded by its cap and closed with it), so
+    they are no growth of the parent's. Read again until the pool's fds are
+    the same on both sides of the listing; return both counts.
+    """
+    while True:
+        pool = local_warm_pool(ENTRY)
+        held = set() if pool is None else pool.held_fds()
+        fds = {int(fd) for fd in os.listdir('/proc/self/fd')}
+        if pool is None or pool.held_fds() == held:
+            return len(fds - held), len(held)
+
+
 def _measure() -> dict[str, int]:
     gc.collect()
+    fds, pool_fds = _fds_but_the_pool()
     return {
-        'fds': len(os.listdir('/proc/self/fd')),
+        'fds': fds,
+        'pool_fds': pool_fds,  # reported, not bounded: the pool's size follows demand
         'threads': _status('Threads'),
         'rss': _status('VmRSS') * 1024,
         'child_actors': sum(isinstance(obj, ChildActor) for obj in gc.get_objects()),
@@ -98,9 +125,11 @@ async def test_200_cycles_in_one_nursery_leave_the_parent_flat(start_method):
             pool = local_interpreter_pool(subint_mode(), ENTRY)
             assert pool is not None
             assert await trio.to_thread.run_sync(pool.wait_ready, None, 60)
+        await _settle_fork_pool()
         before = _measure()
         for index in range(CYCLES):
             await _cycle(an, index)
+        await _settle_fork_pool()
         after = _measure()
         still_listed = len(an.children)
     growth = {key: after[key] - before[key] for key in before}

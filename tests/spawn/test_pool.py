@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import socket
 import sys
 import time
@@ -68,6 +69,51 @@ def test_an_explicit_size_wins_over_adaptation_and_back():
     sizing.set_fixed(None, 1.0)
     assert sizing.target == 5  # adapts on from where it is
     assert sizing.tick(11.1) == 2
+
+
+# -- what the owner holds ---------------------------------------------------------------
+
+
+def _open(fds: set[int]) -> set[int]:
+    """Those of ``fds`` that are open (nothing else opens one meanwhile here)."""
+    found = set()
+    for fd in fds:
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        found.add(fd)
+    return found
+
+
+def test_a_pool_holds_two_fds_per_member_until_it_drains():
+    """What a process that counts its fds (a soak) sets aside as the pool's."""
+    sleepers: list[int] = []
+    sleep = shutil.which('sleep')
+    assert sleep is not None
+
+    def fork(target, **kwargs):  # a member that never warms: enough for the owner's books
+        report_r, report_w = os.pipe()
+        os.close(report_w)
+        sleepers.append(os.posix_spawn(sleep, [sleep, '60'], os.environ))
+        return sleepers[-1], report_r
+
+    pool = WarmPool(WarmUp((), tuple(sys.path)), 3, fork=fork)
+    try:
+        pool.refill()
+        held = pool.held_fds()
+        assert len(held) == 6 and _open(held) == held
+        assert set(pool.watched_fds()) < held  # the control sockets, and the report pipes beside them
+        pool.size = 1
+        pool.trim()
+        assert len(pool.held_fds()) == 2
+        assert not _open(held - pool.held_fds())  # the trimmed members' fds are closed
+    finally:
+        pool.drain()
+    assert pool.held_fds() == set() and not _open(held)
+    for pid in sleepers:  # killed and reaped by the pool
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 # -- priority -----------------------------------------------------------------------

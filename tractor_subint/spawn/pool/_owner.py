@@ -239,6 +239,13 @@ class WarmPool:
         with self._lock:
             return [m.pid for m in self._members.values()]
 
+    def held_fds(self) -> set[int]:
+        """The fds this process holds for the pool's members (each: its
+        control socket, its report pipe): as many as the pool has members,
+        whose number follows demand (for checks that count a process's fds)."""
+        with self._lock:
+            return {fd for m in self._members.values() for fd in (m.control.fileno(), m.report_fd)}
+
     def _ready_count(self) -> int:
         return sum(member.ready for member in self._members.values())
 
