@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tractor_subint.bench._report import SCHEMA
+from tractor_subint.bench._report import REFERENCES, SCHEMA
 from tractor_subint.spawn import available_start_methods
 
 # It measures every backend itself: once per CI Python is enough.
@@ -64,7 +64,7 @@ def _table(text: str, first_header: str, rows: str = 'item') -> dict[str, dict[s
 
 
 def _expected_items() -> list[str]:
-    expected = ['floor: bare fork', 'fork + trio.run']
+    expected = ['floor: bare fork', 'fork + trio.run', 'floor: fork + trio + socket']
     for key in available_start_methods():
         if key == 'subint_forkserver':
             expected += ['subint_forkserver (cold)', 'subint_forkserver (pool hit)']
@@ -87,8 +87,11 @@ def test_one_run_has_every_backend_beside_the_references(quick_run):
     assert f'Python {sys.version.split()[0]}' in text
     assert 'bytecode: ' in text
     expected = _expected_items()
-    # The samples table (and its count row), then the ratios table: each item once in each.
-    assert _rows(text) == ['item', *expected, '(samples per cell)', 'item', *expected]
+    backends = [name for name in expected if name not in REFERENCES]
+    # The samples table (and its count row), the ratios table: each item once in
+    # each; the patterns table (a fresh nursery per use, in every run): each backend.
+    assert _rows(text) == ['item', *expected, '(samples per cell)', 'item', *expected, 'item', *backends]
+    assert '| item | fresh_first / trio |' in text
     assert '| floor: bare fork | 1.00x |' in text
 
 
@@ -123,9 +126,11 @@ def test_the_json_holds_every_sample_the_environment_and_the_versions(quick_run)
     assert data['settings']['rounds'] == 2
     assert [item['name'] for item in data['items']] == _expected_items()
     assert set(data['columns']) >= {
-        'first', 'e2e', 'rtt_us', 'ctx_us', 'stream_rtt_us', 'par8_answered', 'cpu1', 'cpu2',
+        'first', 'e2e', 'rtt_us', 'ctx_us', 'stream_rtt_us', 'stream_items_s', 'par8_answered', 'cpu1',
+        'cpu2',
     }
-    assert all(meta['unit'] in ('ms', 'us', 'MiB') and meta['doc'] for meta in data['columns'].values())
+    units = ('ms', 'us', 'MiB', 'items/s')
+    assert all(meta['unit'] in units and meta['doc'] for meta in data['columns'].values())
     shown = _table(done.stdout, 'first |')
     for item in data['items']:
         assert len(item['samples']['first']) == len(item['samples']['e2e']) == 2, item['name']
@@ -201,7 +206,10 @@ def test_subint_rows_and_the_transport_comparison(tmp_path):
     rows = _rows(text)
     assert rows.count('subint (isolated)') == 2 and rows.count('subint (legacy)') == 2
     isolated = _table(text, 'first |')['subint (isolated)']
-    for column in ('first', 'rtt_us', 'ctx_us', 'stream_rtt_us', 'e2e', 'par8_stall', 'cpu1', 'cpu2'):
+    measured = (
+        'first', 'rtt_us', 'ctx_us', 'stream_rtt_us', 'stream_items_s', 'e2e', 'par8_stall', 'cpu1', 'cpu2',
+    )
+    for column in measured:
         assert float(isolated[column].split()[0]) > 0, (column, isolated)  # measured, not '–'
     transports = ('socket pair (blocking recv)', 'interpreter queues, polled flat out',
                   'interpreter queues, polled every 1 ms', 'interpreter queues + a pipe doorbell')

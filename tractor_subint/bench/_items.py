@@ -2,9 +2,13 @@
 references a spawn cannot beat (a bare fork; a fork that runs trio)."""
 from __future__ import annotations
 
+import gc
 import os
 import signal
+import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,13 +22,15 @@ from ..runtime import ActorNursery, Portal, open_nursery
 from ..runtime._boot import ENTRY
 from ..spawn import get_backend, local_warm_pool
 from ..spawn.backends.subint import subint_mode
-from ..spawn.pool import close_interpreter_pools, interpreter_pool
-from ._probes import StallMeter, uss_mib
-from .targets import echo, echo_ctx, spin, stream_echo
+from ..spawn.pool import close_interpreter_pools, close_local_pools, interpreter_pool, warm_up
+from ._probes import StallMeter, rss_mib, uss_mib
+from .targets import echo, echo_ctx, spin, stream_echo, stream_out
 
 TARGETS = 'tractor_subint.bench.targets'
 RTT_CALLS = 20
 """RPC round trips timed per "first" sample, on the actor just spawned."""
+STREAM_ITEMS = 5000
+"""Small items streamed from the actor per "first" sample (throughput)."""
 SPIN = 3_000_000
 """``spin`` iterations of the CPU-bound call (a few hundred ms here)."""
 
@@ -52,10 +58,26 @@ class Sample:
     """Median context round trip (open, started, result) on a live actor, microseconds."""
     stream_rtt_us: float | None = None
     """Median round trip of one item on a context's two-way stream, microseconds."""
+    stream_items_s: float | None = None
+    """Small items per second that a stream carries from the actor to the parent."""
     cpu_one: float | None = None
     """One actor's CPU-bound call (``spin``), alone."""
     cpu_two: float | None = None
     """The same call in two actors at once, until both answered."""
+    fresh_first: float | None = None
+    """A fresh nursery: ``open_nursery`` -> spawn -> first RPC answered."""
+    burst_first: float | None = None
+    """A burst from cold pools: the nursery opened, ``n`` spawned at once, all answered."""
+    burst_first_stall: float | None = None
+    burst_second: float | None = None
+    """The same burst again, in a fresh nursery, after one idle second."""
+    burst_second_stall: float | None = None
+    program: float | None = None
+    """A whole one-actor program: process start -> spawn -> one RPC -> exit."""
+    tree_growth: float | None = None
+    """The process's RSS growth (MiB) over a tree's sequential actors."""
+    tree_cycle: float | None = None
+    """Median spawn -> RPC -> cancel cycle of that tree."""
 
 
 async def _context_trips(portal: Portal) -> tuple[float, float]:
@@ -79,6 +101,22 @@ async def _context_trips(portal: Portal) -> tuple[float, float]:
     return statistics.median(contexts) * 1e6, statistics.median(trips[1:]) * 1e6
 
 
+async def _stream_rate(portal: Portal) -> float:
+    """Items per second of a one-way stream of :data:`STREAM_ITEMS` small
+    ints from the actor, from the first item to the last."""
+    async with portal.open_context(stream_out, n=STREAM_ITEMS) as (ctx, _), ctx.open_stream() as stream:
+        started, count = 0.0, 0
+        async for item in stream:
+            if count == 0:
+                started = time.perf_counter()
+            assert item == count
+            count += 1
+            if count == STREAM_ITEMS:
+                break
+        elapsed = time.perf_counter() - started
+    return (STREAM_ITEMS - 1) / elapsed
+
+
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000
 
@@ -89,6 +127,13 @@ class Item:
     name: str
     key: str | None = None
     """The backend's key, for backend rows."""
+    pooled = False
+
+    @property
+    def in_process(self) -> bool:
+        """Whether its actors run in this process (a process that holds their
+        interpreters cannot fork)."""
+        return False
 
     async def first(self) -> Sample:
         raise NotImplementedError
@@ -101,6 +146,20 @@ class Item:
 
     async def cpu(self) -> Sample:
         """CPU-bound work in one actor, then in two at once (backends only)."""
+        return Sample()
+
+    async def burst(self, n: int, meter: StallMeter) -> Sample:
+        """``n`` at once from cold (no warm pool yet), then again after one
+        idle second."""
+        raise NotImplementedError
+
+    async def program(self) -> Sample:
+        """A whole one-actor program, as a fresh process (backends only)."""
+        return Sample()
+
+    async def tree(self, cycles: int) -> Sample:
+        """A long-lived tree of ``cycles`` actors one after another: what it
+        leaves in this process (in-process backends with a pool only)."""
         return Sample()
 
     @asynccontextmanager
@@ -116,12 +175,15 @@ class BackendItem(Item):
 
     def __init__(
         self, key: str, *, name: str | None = None, warm_pool: int | None = None,
-        interpreter: str | None = None,
+        interpreter: str | None = None, pooled: bool = False,
     ) -> None:
         self.key = key
         self.name = name or key
         self.warm_pool = warm_pool
+        """The nursery's ``warm_pool`` (None: the backend's default)."""
         self.interpreter = interpreter
+        self.pooled = pooled
+        """A warm pool's row: its samples start with the pool full."""
         self._nursery: ActorNursery | None = None
 
     @property
@@ -137,6 +199,7 @@ class BackendItem(Item):
             if pool is not None:
                 await trio.to_thread.run_sync(pool.wait_ready, None, 60)
             return
+        await warm_up(ENTRY, self.warm_pool)  # (re)started: a burst may have closed it
         members = local_warm_pool(ENTRY)
         if members is not None:
             await trio.to_thread.run_sync(members.wait_ready, None, 60)
@@ -165,11 +228,12 @@ class BackendItem(Item):
             assert await portal.run(echo, x=i) == i
             trips.append(time.perf_counter() - sent)
         ctx_us, stream_rtt_us = await _context_trips(portal)
+        stream_items_s = await _stream_rate(portal)
         cancelling = time.perf_counter()
         await portal.cancel_actor()
         return Sample(
             first=first, cancel=_ms(cancelling), rtt_us=statistics.median(trips) * 1e6,
-            ctx_us=ctx_us, stream_rtt_us=stream_rtt_us,
+            ctx_us=ctx_us, stream_rtt_us=stream_rtt_us, stream_items_s=stream_items_s,
         )
 
     async def end_to_end(self) -> Sample:
@@ -177,8 +241,69 @@ class BackendItem(Item):
         async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
             portal = await self._start(an)
             assert await portal.run(echo, x=1) == 1
+            fresh_first = _ms(started)
             await portal.cancel_actor()
-        return Sample(end_to_end=_ms(started))
+        return Sample(end_to_end=_ms(started), fresh_first=fresh_first)
+
+    async def _all_answer(self, n: int, meter: StallMeter) -> tuple[float, float]:
+        """A fresh nursery, ``n`` spawned at once, each asked once: ms until
+        all answered, and the loop's longest stall meanwhile."""
+        meter.reset()
+        started = time.perf_counter()
+        async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
+
+            async def one(i: int) -> None:
+                portal = await self._start(an, f'burst{i}')
+                assert await portal.run(echo, x=i) == i
+
+            async with trio.open_nursery() as tn:
+                for i in range(n):
+                    tn.start_soon(one, i)
+            answered, stall = _ms(started), meter.worst * 1000
+            await an.cancel()
+        return answered, stall
+
+    async def burst(self, n: int, meter: StallMeter) -> Sample:
+        await close_pools()  # a program's first burst meets no warm pool (untimed)
+        first, first_stall = await self._all_answer(n, meter)
+        await trio.sleep(BURST_IDLE)
+        second, second_stall = await self._all_answer(n, meter)
+        return Sample(
+            burst_first=first, burst_first_stall=first_stall,
+            burst_second=second, burst_second_stall=second_stall,
+        )
+
+    async def program(self) -> Sample:
+        command = [sys.executable, '-c', _PROGRAM, self.key, self.interpreter or '', repr(self.warm_pool)]
+        started = time.perf_counter()
+        done = await trio.to_thread.run_sync(partial(
+            subprocess.run, command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+        ))
+        elapsed = _ms(started)
+        if done.returncode != 0 or done.stdout.strip() != 'answered':
+            raise RuntimeError(f'the one-actor program failed under {self.name}: {done.stderr[-2000:]}')
+        return Sample(program=elapsed)
+
+    async def tree(self, cycles: int) -> Sample:
+        if not (self.in_process and self.pooled):
+            return Sample()
+        async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
+
+            async def cycle(i: int) -> float:
+                started = time.perf_counter()
+                portal = await self._start(an, f'tree{i}')
+                assert await portal.run(echo, x=i) == i
+                await portal.cancel_actor()
+                return _ms(started)
+
+            for i in range(TREE_WARMUP):
+                await cycle(i)
+            await self.pool_ready()  # the pool settled: what it warms is not the tree's growth
+            before = rss_mib()
+            times = [await cycle(i) for i in range(cycles)]
+            await trio.to_thread.run_sync(gc.collect)
+            growth = rss_mib() - before
+        return Sample(tree_growth=growth, tree_cycle=statistics.median(times))
 
     async def cpu(self) -> Sample:
         async with open_nursery(start_method=self.key, warm_pool=self.warm_pool) as an:
@@ -219,6 +344,34 @@ class BackendItem(Item):
         return sample
 
 
+BURST_IDLE = 1.0
+"""Seconds between a burst from cold and the next one."""
+TREE_WARMUP = 5
+"""Actors of a tree before its growth is measured from."""
+
+_PROGRAM = """
+import sys, trio
+import tractor_subint as ts
+from tractor_subint.bench.targets import echo
+
+async def main(key, interpreter, warm_pool):
+    async with ts.open_nursery(start_method=key, warm_pool=warm_pool) as an:
+        portal = await an.start_actor('program', enable_modules=['tractor_subint.bench.targets'],
+                                      interpreter=interpreter)
+        assert await portal.run(echo, x=7) == 7
+        await portal.cancel_actor()
+    print('answered')
+
+trio.run(main, sys.argv[1], sys.argv[2] or None, None if sys.argv[3] == 'None' else int(sys.argv[3]))
+"""
+"""What ``program`` times as a whole process: a user's one-actor script."""
+
+
+async def close_pools() -> None:
+    """End this process's warm pools (members reaped, interpreters destroyed)."""
+    await trio.to_thread.run_sync(close_local_pools)
+
+
 async def release_interpreters() -> None:
     """Destroy the warm interpreters this process keeps for in-process
     actors: a process that holds a subinterpreter cannot fork, and the fork
@@ -247,23 +400,28 @@ class ForkReference(Item):
         self.name = name
         self._work = work
 
-    def _fork(self) -> tuple[int, int, int]:
+    def _fork(
+        self, work: Callable[[], None] | None = None, keep: tuple[int, ...] = (),
+    ) -> tuple[int, int, int]:
+        """Fork; the child keeps only its pipes and ``keep`` open, runs
+        ``work`` (default: the item's), then writes its byte."""
         ready_r, ready_w = os.pipe()
         hold_r, hold_w = os.pipe()
         pid_box: list[int] = []
+        work = work if work is not None else self._work
 
         def fork_here() -> None:
             pid = os.fork()
             if pid == 0:
                 try:
                     for fd in range(3, 1024):
-                        if fd not in (ready_w, hold_r):
+                        if fd not in (ready_w, hold_r, *keep):
                             try:
                                 os.close(fd)
                             except OSError:
                                 pass
-                    if self._work is not None:
-                        self._work()
+                    if work is not None:
+                        work()
                     os.write(ready_w, b'x')
                     os.read(hold_r, 1)
                 finally:
@@ -321,6 +479,77 @@ class ForkReference(Item):
         sample.total = _ms(started)
         return sample
 
+    async def burst(self, n: int, meter: StallMeter) -> Sample:
+        meter.reset()
+        first = await self.parallel(n, read_uss=False, meter=meter)
+        await trio.sleep(BURST_IDLE)
+        meter.reset()
+        second = await self.parallel(n, read_uss=False, meter=meter)
+        return Sample(
+            burst_first=first.all_answered, burst_first_stall=first.spawn_stall,
+            burst_second=second.all_answered, burst_second_stall=second.spawn_stall,
+        )
+
+
+class SocketFloor(ForkReference):
+    """The floor of spawn -> first RPC: a fork from a fresh thread whose
+    child runs ``trio.run`` and answers one request over a socket pair from
+    inside it (what any actor must at least do); "first" ends when this
+    side has the reply. No runtime, handshake or lifeline."""
+
+    def _fork_answering(self) -> tuple[int, int, int, socket.socket]:
+        mine, theirs = socket.socketpair()
+        with theirs:
+            fd = theirs.fileno()
+            pid, ready_r, hold_w = self._fork(work=partial(_answer_once, fd), keep=(fd,))
+        return pid, ready_r, hold_w, mine
+
+    async def _ask(self, trips: int) -> tuple[int, int, float, list[float]]:
+        """Fork and ask once, then time ``trips`` more round trips on the same
+        socket pair: the pid, the hold pipe, when the first answer came
+        (``perf_counter``), and each trip's seconds."""
+        pid, ready_r, hold_w, mine = await trio.to_thread.run_sync(self._fork_answering)
+        os.close(ready_r)  # the reply is the signal here
+        sock = trio.socket.from_stdlib_socket(mine)
+        times = []
+        with sock:
+            await sock.send(b'?')
+            assert await sock.recv(1) == b'!'
+            answered = time.perf_counter()
+            for _ in range(trips):
+                sent = time.perf_counter()
+                await sock.send(b'?')
+                assert await sock.recv(1) == b'!'
+                times.append(time.perf_counter() - sent)
+        return pid, hold_w, answered, times
+
+    async def _spawn(self) -> tuple[int, int]:
+        pid, hold_w, _answered, _trips = await self._ask(0)
+        return pid, hold_w
+
+    async def first(self) -> Sample:
+        started = time.perf_counter()
+        pid, hold_w, answered, trips = await self._ask(RTT_CALLS)
+        await self._release(pid, hold_w)
+        return Sample(first=(answered - started) * 1000, rtt_us=statistics.median(trips) * 1e6)
+
+
+def _answer_once(fd: int) -> None:
+    """Answer every ``?`` with ``!`` from inside ``trio.run`` until the
+    parent closes its end."""
+    signal.set_wakeup_fd(-1)  # the parent's (trio's), inherited
+
+    async def answer() -> None:
+        sock = trio.socket.from_stdlib_socket(socket.socket(fileno=fd))
+        with sock:
+            while await sock.recv(1) == b'?':
+                await sock.send(b'!')
+
+    trio.run(answer)
+
 
 def references() -> list[Item]:
-    return [ForkReference('floor: bare fork'), ForkReference('fork + trio.run', _run_trio_trivially)]
+    return [
+        ForkReference('floor: bare fork'), ForkReference('fork + trio.run', _run_trio_trivially),
+        SocketFloor('floor: fork + trio + socket'),
+    ]

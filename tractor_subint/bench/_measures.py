@@ -40,11 +40,14 @@ class Measure:
     name: str
     columns: tuple[Column, ...]
     take: Callable[[Item, StallMeter], Awaitable[Values]]
+    starts_warm: bool = True
+    """Whether a pooled item's sample starts with its pool full (else the
+    measure sets the pool's state itself, or has none in this process)."""
 
 
 def is_pooled(item: Item) -> bool:
     """Whether the item's samples start from a full warm pool."""
-    return isinstance(item, BackendItem) and bool(item.warm_pool)
+    return isinstance(item, BackendItem) and item.pooled
 
 
 def _stall_ms(meter: StallMeter) -> float:
@@ -55,7 +58,8 @@ async def _first(item: Item, meter: StallMeter) -> Values:
     sample = await item.first()
     values: Values = {
         'first': sample.first, 'rtt_us': sample.rtt_us, 'ctx_us': sample.ctx_us,
-        'stream_rtt_us': sample.stream_rtt_us, 'cancel': sample.cancel, 'stall': _stall_ms(meter),
+        'stream_rtt_us': sample.stream_rtt_us, 'stream_items_s': sample.stream_items_s,
+        'cancel': sample.cancel, 'stall': _stall_ms(meter),
     }
     if is_pooled(item) and isinstance(item, BackendItem):
         meter.reset()
@@ -65,7 +69,12 @@ async def _first(item: Item, meter: StallMeter) -> Values:
 
 
 async def _end_to_end(item: Item, meter: StallMeter) -> Values:
-    return {'e2e': (await item.end_to_end()).end_to_end}
+    sample = await item.end_to_end()
+    return {'e2e': sample.end_to_end, 'fresh_first': sample.fresh_first}
+
+
+async def _program(item: Item, meter: StallMeter) -> Values:
+    return {'program': (await item.program()).program}
 
 
 async def _cpu(item: Item, meter: StallMeter) -> Values:
@@ -76,10 +85,13 @@ async def _cpu(item: Item, meter: StallMeter) -> Values:
 FIRST = Measure('first', (
     Column('first', 'ms', 'spawn request -> first RPC answered, in a nursery open for the whole run '
                           '(references: fork -> first byte)'),
-    Column('rtt_us', 'us', 'one RPC round trip on the live actor (median of 20 after the first)'),
+    Column('rtt_us', 'us', 'one RPC round trip on the live actor (median of 20 after the first; the socket '
+                           "floor: one byte's round trip on its raw socket pair, trio on both sides)"),
     Column('ctx_us', 'us', 'one context on the live actor: open_context() entered with its started() '
                            'value, left with its result (median of 20)'),
     Column('stream_rtt_us', 'us', "one item's round trip on a context's two-way stream (median of 20)"),
+    Column('stream_items_s', 'items/s', 'small items (ints) a one-way stream carries from the actor to '
+                                        'the parent, per second (5000 of them)'),
     Column('cancel', 'ms', 'cancel_actor() until the child is reaped'),
     Column('stall', 'ms', "the parent's longest event-loop gap during the sample (1 ms ticker; idle "
                           'noise ~1-2 ms)'),
@@ -88,7 +100,14 @@ FIRST = Measure('first', (
 
 END_TO_END = Measure('e2e', (
     Column('e2e', 'ms', 'open_nursery -> spawn -> RPC -> cancel -> reaped, in a fresh nursery'),
+    Column('fresh_first', 'ms', 'a nursery per use: open_nursery -> spawn -> first RPC answered, in a '
+                                'fresh nursery (the pool, where there is one, is the process\'s)'),
 ), _end_to_end)
+
+PROGRAM = Measure('program', (
+    Column('program', 'ms', 'the first actor of a fresh program, as a whole process: python starts, '
+                            'opens a nursery, spawns one actor, one RPC, exits (backends only)'),
+), _program, starts_warm=False)
 
 CPU = Measure('cpu', (
     Column('cpu1', 'ms', 'a CPU-bound call (pure Python) in one actor'),
@@ -120,3 +139,41 @@ def parallel(n: int, *, read_uss: bool = False) -> Measure:
     if read_uss:
         columns += (Column('uss', 'MiB', f'unique memory of each live child of a batch of {n}'),)
     return Measure(f'par{n}', columns, take)
+
+
+def burst(n: int) -> Measure:
+    """``n`` at once in a fresh nursery with no warm pool yet, then again
+    after one idle second (a program's first burst, and its next)."""
+
+    async def take(item: Item, meter: StallMeter) -> Values:
+        sample = await item.burst(n, meter)
+        return {
+            f'burst{n}_first': sample.burst_first, f'burst{n}_first_stall': sample.burst_first_stall,
+            f'burst{n}_second': sample.burst_second, f'burst{n}_second_stall': sample.burst_second_stall,
+        }
+
+    columns = (
+        Column(f'burst{n}_first', 'ms', f'the first burst: pools closed, a fresh nursery, {n} spawned at '
+                                        'once, until all answered'),
+        Column(f'burst{n}_first_stall', 'ms', "the parent loop's longest gap during the first burst"),
+        Column(f'burst{n}_second', 'ms', f'the same {n} again, in a fresh nursery, after one idle second'),
+        Column(f'burst{n}_second_stall', 'ms', "the parent loop's longest gap during the second burst"),
+    )
+    return Measure(f'burst{n}', columns, take, starts_warm=False)
+
+
+def tree(cycles: int) -> Measure:
+    """A long-lived nursery whose ``cycles`` actors come and go one after
+    another: what it leaves in this process (in-process backends with a pool)."""
+
+    async def take(item: Item, meter: StallMeter) -> Values:
+        sample = await item.tree(cycles)
+        return {f'tree{cycles}_growth': sample.tree_growth, f'tree{cycles}_cycle': sample.tree_cycle}
+
+    columns = (
+        Column(f'tree{cycles}_growth', 'MiB', f"this process's RSS growth over {cycles} actors spawned, "
+                                              'asked and cancelled one after another in one nursery '
+                                              '(after 5, the pool settled; in-process rows with a pool)'),
+        Column(f'tree{cycles}_cycle', 'ms', 'median spawn -> RPC -> cancel of that tree'),
+    )
+    return Measure(f'tree{cycles}', columns, take, starts_warm=False)

@@ -39,3 +39,12 @@ def uss_mib(pid: int) -> float | None:
         return None
     kib = sum(int(fields[k].split()[0]) for k in ('Private_Clean', 'Private_Dirty') if k in fields)
     return kib / 1024
+
+
+def rss_mib() -> float:
+    """This process's resident set size in MiB."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    raise LookupError('VmRSS')

@@ -16,8 +16,15 @@ from typing import Any
 
 SCHEMA = 'tractor_subint.bench/1'
 
-REFERENCES = ('floor: bare fork', 'fork + trio.run')
+REFERENCES = ('floor: bare fork', 'fork + trio.run', 'floor: fork + trio + socket')
 """Items every run has, that ratios are taken to."""
+PATTERN_BASE = 'trio'
+"""The row that the usage patterns' ratios are taken to."""
+PATTERNS = (
+    'fresh_first', 'burst8_first', 'burst8_second', 'burst32_first', 'burst32_second', 'program',
+    'par128_answered',
+)
+"""The usage patterns' time columns, in the patterns table's order."""
 
 
 @dataclass(frozen=True)
@@ -197,21 +204,56 @@ def render_tables(run: BenchRun) -> str:
 
     bases = [
         ('floor', first_of(REFERENCES[0])), ('fork+trio', first_of(REFERENCES[1])),
-        ('trio', first_of('trio')), ('main_thread_forkserver', first_of('main_thread_forkserver')),
+        ('socket floor', first_of(REFERENCES[2])), ('trio', first_of('trio')),
+        ('main_thread_forkserver', first_of('main_thread_forkserver')),
     ]
     lines += [
         '',
         '| item | ' + ' | '.join(f'first / {label}' for label, _ in bases)
-        + ' | cpu2 / cpu1 | ctx_us / rtt_us | stream_rtt_us / rtt_us |',
-        '|---|' + '---|' * (len(bases) + 3),
+        + ' | cpu2 / cpu1 | ctx_us / rtt_us | stream_rtt_us / rtt_us | rtt_us / socket floor\'s |',
+        '|---|' + '---|' * (len(bases) + 4),
     ]
+    raw = run.item(REFERENCES[2])
+    raw_rtt = None if raw is None else raw.median('rtt_us')
     for item in run.items:
         first = item.median('first')
         ratios = [_ratio(first, base) for _, base in bases]
         ratios.append(_ratio(item.median('cpu2'), item.median('cpu1')))
         ratios.append(_ratio(item.median('ctx_us'), item.median('rtt_us')))
         ratios.append(_ratio(item.median('stream_rtt_us'), item.median('rtt_us')))
+        ratios.append(_spread_ratio(item.stats('rtt_us'), raw_rtt))
         lines.append(f'| {item.name} | ' + ' | '.join(ratios) + ' |')
+    patterns = render_patterns(run)
+    return '\n'.join(lines) + ('\n\n' + patterns if patterns else '')
+
+
+def _spread_ratio(stats: Stats | None, base: float | None) -> str:
+    """``stats`` over ``base``: the median's ratio, and the samples' range
+    over the same base."""
+    if stats is None or not base:
+        return '–'
+    if stats.n == 1:
+        return _ratio(stats.median, base)
+    return f'{_ratio(stats.median, base)} ({stats.min / base:.2f}–{stats.max / base:.2f})'
+
+
+def render_patterns(run: BenchRun) -> str:
+    """Each usage pattern's time over the same pattern's median under
+    :data:`PATTERN_BASE`, in this run (empty when the run has no pattern
+    columns or no such row)."""
+    columns = [c for c in PATTERNS if c in run.columns]
+    base = run.item(PATTERN_BASE)
+    if not columns or base is None:
+        return ''
+    lines = [
+        '| item | ' + ' | '.join(f'{c} / {PATTERN_BASE}' for c in columns) + ' |',
+        '|---|' + '---|' * len(columns),
+    ]
+    for item in run.items:
+        if item.backend is None:
+            continue
+        cells = [_spread_ratio(item.stats(c), base.median(c)) for c in columns]
+        lines.append(f'| {item.name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -221,6 +263,9 @@ def render_legend(run: BenchRun) -> str:
         'them. Ratios: medians of this run. "pool hit" and "pool" samples start with the pool',
         'full; "cold" ones and the other subint rows have it off. In-process interpreters are',
         'released before every other sample: a process that holds one cannot fork.',
+        f'Patterns table: each usage pattern\'s median over {PATTERN_BASE}\'s median of the same',
+        'pattern, and (in brackets) the item\'s fastest and slowest sample over that same median.',
+        'Bursts close every pool of this process first: a program\'s first burst meets none.',
     ]
     lines += [f'  {name} ({meta["unit"]}): {meta["doc"]}' for name, meta in run.columns.items()]
     return '\n'.join(lines)

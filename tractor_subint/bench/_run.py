@@ -23,7 +23,7 @@ from ._imports import (
     render_run_imports,
 )
 from ._items import BackendItem, Item, references, release_interpreters
-from ._measures import CPU, END_TO_END, FIRST, Measure, is_pooled, parallel
+from ._measures import CPU, END_TO_END, FIRST, PROGRAM, Measure, burst, is_pooled, parallel, tree
 from ._probes import StallMeter
 from ._report import (
     BenchRun,
@@ -50,10 +50,30 @@ class Step:
     kept: bool = True
 
 
-def make_plan(rounds: int, parallel_batches: dict[int, int], cpu_rounds: int) -> list[Step]:
+@dataclass(frozen=True)
+class Patterns:
+    """How many samples of each usage pattern a run takes after its rounds,
+    batches and CPU rounds (0: none)."""
+
+    bursts: dict[int, int]
+    """Burst size -> samples (each: a first burst from cold, a second after an idle second)."""
+    programs: int = 0
+    """Whole one-actor programs per backend."""
+    batches128: int = 0
+    """Batches of 128 at once."""
+    tree: int = 0
+    """Actors of the long-lived tree (one sample; in-process rows with a pool)."""
+
+
+def make_plan(
+    rounds: int, parallel_batches: dict[int, int], cpu_rounds: int, patterns: Patterns | None = None,
+) -> list[Step]:
     """The steps of a run, in order: warm-ups, the sequential rounds (a spawn
     in a long-lived nursery, then a whole fresh tree), the parallel batches,
-    the CPU rounds."""
+    the CPU rounds; then the patterns: bursts (which close this process's
+    pools: they come after every step that starts warm but the batches of
+    128, whose samples warm the pool again first), whole programs, 128 at
+    once, a long-lived tree."""
     steps = []
     for i in range(WARMUPS):
         steps += [Step(f'warm-up {i + 1}/{WARMUPS}', m, kept=False) for m in (FIRST, END_TO_END)]
@@ -63,6 +83,15 @@ def make_plan(rounds: int, parallel_batches: dict[int, int], cpu_rounds: int) ->
         measure = parallel(n, read_uss=(n == 8))
         steps += [Step(f'batch of {n} {i + 1}/{batches}', measure) for i in range(batches)]
     steps += [Step(f'cpu {i + 1}/{cpu_rounds}', CPU) for i in range(cpu_rounds)]
+    if patterns is None:
+        return steps
+    for n, samples in patterns.bursts.items():
+        steps += [Step(f'burst of {n} {i + 1}/{samples}', burst(n)) for i in range(samples)]
+    steps += [Step(f'program {i + 1}/{patterns.programs}', PROGRAM) for i in range(patterns.programs)]
+    big = parallel(128)
+    steps += [Step(f'batch of 128 {i + 1}/{patterns.batches128}', big) for i in range(patterns.batches128)]
+    if patterns.tree:
+        steps.append(Step(f'tree of {patterns.tree}', tree(patterns.tree)))
     return steps
 
 
@@ -83,18 +112,24 @@ def bytecode_mode() -> str:
     return 'default (bytecode written next to the sources)'
 
 
-def build_items(keys: Sequence[str], warm_pool: int) -> list[Item]:
+def build_items(keys: Sequence[str], warm_pool: int | None) -> list[Item]:
+    """The references, then each backend's rows: pool off ("cold"), and for
+    the pooled backends a row with the pool at ``warm_pool`` (None: the
+    default, adaptive) unless it is 0."""
     items: list[Item] = list(references())
     for key in keys:
         if key == 'subint_forkserver':
             items.append(BackendItem(key, name='subint_forkserver (cold)', warm_pool=0))
-            if warm_pool:
-                items.append(BackendItem(key, name='subint_forkserver (pool hit)', warm_pool=warm_pool))
+            if warm_pool != 0:
+                items.append(BackendItem(
+                    key, name='subint_forkserver (pool hit)', warm_pool=warm_pool, pooled=True,
+                ))
         elif key == 'subint':
             items.append(BackendItem(key, name='subint (isolated)', interpreter='isolated', warm_pool=0))
-            if warm_pool:
+            if warm_pool != 0:
                 items.append(BackendItem(
                     key, name='subint (isolated, pool)', interpreter='isolated', warm_pool=warm_pool,
+                    pooled=True,
                 ))
             items.append(BackendItem(key, name='subint (legacy)', interpreter='legacy', warm_pool=0))
         else:
@@ -111,7 +146,7 @@ def _record(item: Item) -> ItemResults:
 async def _sample(item: Item, results: ItemResults, measure: Measure, meter: StallMeter) -> None:
     if not (isinstance(item, BackendItem) and item.in_process):
         await release_interpreters()  # this process must be able to fork (untimed)
-    if is_pooled(item) and isinstance(item, BackendItem):
+    if measure.starts_warm and is_pooled(item) and isinstance(item, BackendItem):
         await item.pool_ready()  # a hit is what this row measures
     meter.reset()
     for column, value in (await measure.take(item, meter)).items():
@@ -186,6 +221,10 @@ def settings(args: argparse.Namespace, keys: Sequence[str], plan: Sequence[Step]
         'parallel_batches': {str(n): b for n, b in _parallel(args).items()},
         'cpu_rounds': args.cpu_rounds,
         'warm_pool': args.warm_pool,
+        'bursts': {str(n): b for n, b in _patterns(args).bursts.items()},
+        'programs': args.programs,
+        'batches128': args.batches128,
+        'tree': args.tree,
         'steps': len(plan),
     }
 
@@ -199,17 +238,36 @@ def _header(run: BenchRun) -> str:
         batches or 'no batches',
         _count(s['cpu_rounds'], 'CPU round'),
     ]
+    bursts = ', '.join(f'{_count(b, "burst")} of {n} (each: from cold, then after 1 s idle)'
+                       for n, b in s.get('bursts', {}).items() if b)
+    plan += [bursts] if bursts else []
+    plan += [_count(s['programs'], 'whole program')] if s.get('programs') else []
+    plan += [_count(s['batches128'], 'batch', 'es') + ' of 128'] if s.get('batches128') else []
+    plan += [f'a tree of {s["tree"]} actors'] if s.get('tree') else []
+    pool = 'adaptive' if s['warm_pool'] is None else s['warm_pool']
     return (
         f'tractor_subint {ver["tractor_subint"]} bench: Python {env["python"]} ({env["executable"]}), '
         f'trio {ver["trio"]}, msgspec {ver["msgspec"]}, {env["cpus"]} CPUs\n'
         f'bytecode: {env["bytecode"]}\n'
         f'plan: {s["steps"]} steps, each over every item (interleaved, rotating): {", ".join(plan)}; '
-        f'warm pool size {s["warm_pool"]}'
+        f'warm pool size {pool}'
     )
 
 
 def _count(n: int, noun: str, plural: str = 's') -> str:
     return f'{n} {noun}{"" if n == 1 else plural}'
+
+
+def _patterns(args: argparse.Namespace) -> Patterns:
+    bursts = {8: args.bursts8, 32: args.bursts32}
+    return Patterns(
+        {n: b for n, b in bursts.items() if b}, programs=args.programs, batches128=args.batches128,
+        tree=args.tree,
+    )
+
+
+PATTERN_DEFAULTS = {'bursts8': 3, 'bursts32': 1, 'programs': 5, 'batches128': 1, 'tree': 200}
+"""The patterns' sample counts of a full run; ``--quick`` takes none unless asked."""
 
 
 def _parallel(args: argparse.Namespace) -> dict[int, int]:
@@ -221,7 +279,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--rounds', type=int, default=10, help='sequential samples per item (default 10)')
     parser.add_argument('--batches8', type=int, default=3, help='batches of 8 at once (default 3)')
     parser.add_argument('--batches32', type=int, default=1, help='batches of 32 at once (default 1; 0: none)')
-    parser.add_argument('--warm-pool', type=int, default=2, help='pool size of the pooled row (default 2)')
+    parser.add_argument(
+        '--warm-pool', type=int, default=None,
+        help='pool size of the pooled rows (default: adaptive, as a user gets it; 0: no pooled rows)',
+    )
+    parser.add_argument(
+        '--bursts8', type=int, default=None, metavar='N',
+        help='bursts of 8 at once, each from cold pools and again after one idle second (default 3)',
+    )
+    parser.add_argument('--bursts32', type=int, default=None, metavar='N', help='bursts of 32 (default 1)')
+    parser.add_argument(
+        '--programs', type=int, default=None, metavar='N',
+        help='whole one-actor programs per backend, each a fresh process (default 5)',
+    )
+    parser.add_argument(
+        '--batches128', type=int, default=None, metavar='N', help='batches of 128 at once (default 1)',
+    )
+    parser.add_argument(
+        '--tree', type=int, default=None, metavar='N',
+        help='actors of a long-lived tree, one after another: its memory growth (in-process pooled rows; '
+             'default 200; 0: none)',
+    )
     parser.add_argument(
         '--backends', nargs='*', metavar='KEY', default=None,
         help=f'backends to measure (default: all usable: {", ".join(available_start_methods())})',
@@ -242,7 +320,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also measure what an actor's interpreter imports before its first message, per kind of "
              'interpreter (-X importtime, fresh processes), and how much of it is ours',
     )
-    parser.add_argument('--quick', action='store_true', help='2 rounds, one batch of 8, no 32, 1 CPU round')
+    parser.add_argument(
+        '--quick', action='store_true',
+        help='2 rounds, one batch of 8, no 32, 1 CPU round, no patterns (bursts, programs, 128, tree) '
+             'unless asked',
+    )
     parser.add_argument('--progress', action='store_true', help='say on stderr which step runs')
     parser.add_argument(
         '--json', metavar='PATH', help='also write the run (every sample, the environment, the versions) '
@@ -265,7 +347,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _measure(args: argparse.Namespace, argv: Sequence[str]) -> BenchRun:
     keys = args.backends if args.backends is not None else list(available_start_methods())
     items = build_items(keys, args.warm_pool)
-    plan = make_plan(args.rounds, _parallel(args), args.cpu_rounds)
+    plan = make_plan(args.rounds, _parallel(args), args.cpu_rounds, _patterns(args))
     run = BenchRun(
         started=datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds'), duration_s=0.0,
         argv=list(argv), environment=environment(), versions=versions(),
@@ -313,6 +395,9 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
             os.execve(sys.executable, [sys.executable, '-m', 'tractor_subint', 'bench', *argv], env)
         if args.quick:
             args.rounds, args.batches8, args.batches32, args.cpu_rounds = 2, min(args.batches8, 1), 0, 1
+        for name, default in PATTERN_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, 0 if args.quick else default)
         run = _measure(args, argv)
     print(render_tables(run))
     print()

@@ -31,6 +31,15 @@ async def echo_ctx(ctx: Context, x: int) -> int:
 
 
 @context
+async def stream_out(ctx: Context, n: int) -> None:
+    """Sends ``0 .. n-1`` on a stream, as fast as the stream takes them."""
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        for i in range(n):
+            await stream.send(i)
+
+
+@context
 async def stream_echo(ctx: Context) -> None:
     """Echoes every item of a two-way stream until the caller closes it."""
     await ctx.started()
