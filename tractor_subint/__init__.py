@@ -23,7 +23,6 @@ __all__ = [
     'BroadcastReceiver',
     'Context',
     'ContextCancelled',
-    'DebugModeUnsupported',
     'ForkserverError',
     'FrameTooLarge',
     'MsgStream',
@@ -63,7 +62,6 @@ if TYPE_CHECKING:
     from .runtime import BroadcastReceiver as BroadcastReceiver
     from .runtime import Context as Context
     from .runtime import ContextCancelled as ContextCancelled
-    from .runtime import DebugModeUnsupported as DebugModeUnsupported
     from .runtime import FrameTooLarge as FrameTooLarge
     from .runtime import MsgStream as MsgStream
     from .runtime import MsgTypeError as MsgTypeError
@@ -93,7 +91,7 @@ if TYPE_CHECKING:
 __getattr__, __dir__ = lazy_module(__name__, {
     '.runtime': (
         'Actor', 'ActorCancelled', 'ActorFailure', 'ActorNursery', 'BroadcastReceiver', 'Context',
-        'ContextCancelled', 'DebugModeUnsupported', 'FrameTooLarge', 'MsgStream', 'MsgTypeError',
+        'ContextCancelled', 'FrameTooLarge', 'MsgStream', 'MsgTypeError',
         'Portal', 'RemoteActorError', 'StreamOverrun', 'UnguardedMainError', 'ValueDecodeError',
         'context', 'current_actor',
         'find_actor', 'get_registry', 'is_root_process', 'open_nursery', 'open_root_actor',

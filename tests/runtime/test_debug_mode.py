@@ -1,5 +1,6 @@
-"""Debug mode (issue 18, item 6): a REPL in any actor, one at a time, the
-root holding the terminal; a clear error where an actor cannot have one."""
+"""Debug mode (issue 18, item 6): a REPL in any actor of every backend (in a
+subinterpreter on a worker thread too), one at a time, the root holding the
+terminal."""
 from __future__ import annotations
 
 import os
@@ -8,12 +9,10 @@ import subprocess
 import sys
 
 import api_targets
-import pytest
 import trio
 from _rt_helpers import SCRIPTS_DIR, Fifo
 
 import tractor_subint as ts
-from tractor_subint.spawn import get_backend
 from tractor_subint.testing import trio_parent_test
 
 TIMEOUT = 60
@@ -30,30 +29,18 @@ def _run(start_method: str, mode: str, lines: int) -> subprocess.CompletedProces
     )
 
 
-def _can_repl(start_method: str) -> bool:
-    return not get_backend(start_method).hosts_subinterpreter
-
-
 def _prompts(out: str) -> list[str]:
     return re.findall(r'\((\w+)\) Pdb> ', out)
 
 
 def test_a_child_s_pause_and_breakpoint_get_the_terminal(start_method):
     done = _run(start_method, 'one', lines=2)
-    if not _can_repl(start_method):
-        assert done.returncode == 1, done.stderr
-        assert 'DebugModeUnsupported' in done.stderr
-        assert "actor 'child' cannot open a REPL" in done.stderr
-        assert "'trio' or 'main_thread_forkserver'" in done.stderr
-        return
     assert done.returncode == 0, done.stdout + done.stderr
     assert _prompts(done.stdout) == ['child', 'child']
     assert 'RESULT one done' in done.stdout
 
 
 def test_two_children_take_turns_at_the_terminal(start_method):
-    if not _can_repl(start_method):
-        pytest.skip('this backend\'s actors cannot open a REPL (the other test checks the error)')
     done = _run(start_method, 'two', lines=4)
     assert done.returncode == 0, done.stdout + done.stderr
     # Each actor's announcement is followed by its own prompt: never another's.
@@ -68,8 +55,7 @@ def test_two_children_take_turns_at_the_terminal(start_method):
 def test_a_crash_gets_a_repl_in_the_child_then_in_the_root(start_method):
     done = _run(start_method, 'crash', lines=3)
     assert done.returncode == 1, done.stdout + done.stderr
-    expected = ['crasher', 'root'] if _can_repl(start_method) else ['root']
-    assert _prompts(done.stdout) == expected, done.stdout
+    assert _prompts(done.stdout) == ['crasher', 'root'], done.stdout
     assert 'LookupError: crashed on purpose' in done.stderr
 
 
@@ -119,8 +105,6 @@ _fifos: dict[str, Fifo] = {}
 
 
 def test_a_child_waits_for_the_terminal_while_another_actor_holds_it(start_method, fifo):
-    if not _can_repl(start_method):
-        pytest.skip('this backend\'s actors cannot open a REPL')
     _fifos[fifo.path] = fifo
 
     @trio_parent_test(timeout=30)

@@ -30,7 +30,6 @@ __all__ = [
     'BroadcastReceiver',
     'Context',
     'ContextCancelled',
-    'DebugModeUnsupported',
     'FrameTooLarge',
     'MsgStream',
     'MsgTypeError',
@@ -62,7 +61,6 @@ if TYPE_CHECKING:
     from ._child import TERMINATE_TIMEOUT as TERMINATE_TIMEOUT
     from ._context import Context as Context
     from ._context import context as context
-    from ._debug import DebugModeUnsupported as DebugModeUnsupported
     from ._debug import pause as pause
     from ._debug import post_mortem as post_mortem
     from ._discovery import find_actor as find_actor
@@ -92,7 +90,7 @@ __getattr__, __dir__ = lazy_module(__name__, {
     '._channel': ('MAX_FRAME', 'FrameTooLarge'),
     '._child': ('CANCEL_ACK_TIMEOUT', 'CANCEL_EXIT_TIMEOUT', 'TERMINATE_TIMEOUT'),
     '._context': ('Context', 'context'),
-    '._debug': ('DebugModeUnsupported', 'pause', 'post_mortem'),
+    '._debug': ('pause', 'post_mortem'),
     '._discovery': ('find_actor', 'get_registry', 'wait_for_actor'),
     '._errors': (
         'ActorCancelled', 'ActorFailure', 'ContextCancelled', 'MsgTypeError', 'RemoteActorError',

@@ -10,11 +10,12 @@ through a connection of its own to the root and lets go by closing it when
 its REPL continues or quits. The root's nursery waits for a child's REPL to
 end before it cancels the tree.
 
-A REPL needs an actor whose trio runs on its process's main thread (the
-``trio`` and ``main_thread_forkserver`` backends, and every root). An actor
-of a backend that runs it in a subinterpreter on a worker thread
-(``subint_forkserver``, ``subint``) raises :class:`DebugModeUnsupported`
-where the REPL was asked for; its failures then go up without a REPL.
+Every backend's actors can have one. An actor whose trio runs in a
+subinterpreter on a worker thread (``subint_forkserver``, ``subint``) reads
+the same terminal (fd 0) from that thread; its pdb cannot install the SIGINT
+handler that, on a main thread, lets Ctrl-C after ``continue`` break back
+into the REPL (``nosigint``): there, Ctrl-C interrupts the tree, as Ctrl-C
+at any prompt does (the process's handler runs on its main thread).
 
 Reading the terminal: a REPL of a process whose stdin is not a terminal (a
 pipe shared by the tree) reads one line at a time, byte by byte, so that it
@@ -32,9 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._exceptions import PUBLIC_MODULE, TractorSubintError
 from ..log import get_logger
-from ..spawn import get_backend
 from ._context import Context, context
 from ._msgs import Hello, OpenContext, Started
 from ._state import current_actor, current_actor_or_none
@@ -45,49 +44,6 @@ if TYPE_CHECKING:
 log = get_logger('runtime')
 
 _HEADER = struct.Struct('>I')
-
-
-class DebugModeUnsupported(TractorSubintError, RuntimeError):
-    """A REPL was asked for in an actor that cannot have one: its trio runs
-    in a subinterpreter on a worker thread."""
-
-    __module__ = PUBLIC_MODULE
-
-
-def repl_backends() -> list[str]:
-    """The spawn backends whose actors can open a REPL."""
-    from ..spawn import SPAWN_METHOD_KEYS
-
-    return [
-        key for key in SPAWN_METHOD_KEYS
-        if not get_backend(key).hosts_subinterpreter and get_backend(key).status == 'working'
-    ]
-
-
-def unsupported_reason(actor: Actor) -> str | None:
-    """Why ``actor`` cannot open a REPL, or None if it can."""
-    if actor.spec is None:
-        return None
-    backend = get_backend(actor.spec.spawn_method)
-    if not backend.hosts_subinterpreter:
-        return None
-    return (
-        f'actor {actor.name!r} cannot open a REPL: its backend, {backend.key!r}, runs its trio in '
-        f'a subinterpreter on a worker thread, which owns neither the terminal nor its signals; '
-        f'debug mode needs an actor on its process\'s main thread: spawn it with '
-        f'{" or ".join(repr(k) for k in repl_backends())}'
-    )
-
-
-def check_spawn(backend_key: str, name: str) -> None:
-    """Warn, when a debug-mode actor is spawned, if it will not get a REPL."""
-    backend = get_backend(backend_key)
-    if backend.hosts_subinterpreter:
-        log.warning(
-            'debug mode: actor %r (%s) cannot open a REPL (its trio runs in a subinterpreter on '
-            'a worker thread); breakpoint() in it raises DebugModeUnsupported; the backends '
-            'whose actors can: %s', name, backend_key, ', '.join(repl_backends()),
-        )
 
 
 # -- the terminal lock --------------------------------------------------------------
@@ -194,19 +150,12 @@ async def wait_for_tty(actor: Actor) -> None:
 
 # -- the REPL (``_repl``) -----------------------------------------------------------
 
-def _check(actor: Actor) -> None:
-    reason = unsupported_reason(actor)
-    if reason is not None:
-        raise DebugModeUnsupported(reason)
-
-
 async def pause(*, shield: bool = False, hide_tb: bool = True) -> None:
     """Stop here in a REPL (debug mode): on the caller's frame, once this
     actor has the tree's terminal. Like any checkpoint, it raises
     ``trio.Cancelled`` in a cancelled scope, unless ``shield`` (as
     tractor's). ``hide_tb`` is accepted for tractor's signature."""
     actor = current_actor()
-    _check(actor)
     if not shield:
         await trio.lowlevel.checkpoint_if_cancelled()
     with trio.CancelScope(shield=True):
@@ -228,7 +177,6 @@ async def post_mortem(*, shield: bool = False, hide_tb: bool = True) -> None:
     await post_mortem()``), once this actor has the terminal; ``shield``
     as for :func:`pause`."""
     actor = current_actor()
-    _check(actor)
     if not shield:
         await trio.lowlevel.checkpoint_if_cancelled()
     error = sys.exception()
@@ -246,7 +194,6 @@ def breakpoint_hook(*_args: Any, **_kwargs: Any) -> None:
 
         pdb.Pdb().set_trace(sys._getframe(1))
         return
-    _check(actor)
     _start(actor, _acquire_sync(actor), sys._getframe(1))
 
 
@@ -269,8 +216,8 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 async def crash_repl(actor: Actor, error: BaseException) -> None:
     """A REPL on ``error``'s traceback (debug mode), once this actor has the
-    terminal; nothing where the actor cannot have one (the error goes up)."""
-    if unsupported_reason(actor) is not None or error.__traceback__ is None:
+    terminal (nothing for an error without a traceback)."""
+    if error.__traceback__ is None:
         return
     from ._repl import ActorRepl
 

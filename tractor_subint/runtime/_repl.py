@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pdb
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,7 +34,14 @@ class ActorRepl(pdb.Pdb):
 
     def __init__(self, actor: Actor, session: _Session) -> None:
         tty = os.isatty(0)
-        super().__init__(stdin=None if tty else _LineReader(), stdout=sys.stdout)  # type: ignore[arg-type]
+        # Off the main thread (an actor in a subinterpreter on a worker
+        # thread) pdb cannot install its SIGINT handler: signal.signal()
+        # raises there.
+        off_main = threading.current_thread() is not threading.main_thread()
+        super().__init__(
+            stdin=None if tty else _LineReader(), stdout=sys.stdout,  # type: ignore[arg-type]
+            nosigint=off_main,
+        )
         self.use_rawinput = tty
         self.prompt = f'({actor.name}) Pdb> '
         self._session = session

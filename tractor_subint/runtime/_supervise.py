@@ -28,7 +28,7 @@ from ._bootspec import Aid, BootSpec, Uid
 from ._channel import MAX_FRAME, Channel, check_max_frame
 from ._child import ChildActor
 from ._codec import codec_for_channel, get_codec
-from ._debug import check_spawn, wait_for_tty
+from ._debug import wait_for_tty
 from ._discovery import address_for, check_transports
 from ._errors import ActorFailure, RemoteActorError
 from ._interrupts import ended_by_sigint, interrupts_unwrapped, plain_interrupt
@@ -200,8 +200,6 @@ class ActorNursery:
             raise RuntimeError('this actor nursery is cancelled: it cannot spawn any more')
         uid = (name, uuid.uuid4().hex)
         debug = self._actor.debug_mode if debug_mode is None else debug_mode
-        if debug:
-            check_spawn(self.start_method, name)
         spec = self._boot_spec(name, uid, modules, loglevel, debug_mode=debug)
         codec = get_codec(spec.codec)  # one that cannot load here fails before anything is spawned
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
