@@ -51,6 +51,9 @@ async def test_annotated_records_arrive_as_their_types(start_method):
             with pytest.raises(TypeError, match=cannot_cross) as info:
                 await portal.run(pt.order_qty, order=pt.Order('x', 1, {'a'}))
             assert 'dataclasses.asdict' in str(info.value)
+            # The way out it names works (not interpreter='legacy': marshal too).
+            assert "'subint_forkserver'" in str(info.value)
+            assert "interpreter='legacy'" not in str(info.value)
             # Its fields cross, and the annotation rebuilds it where msgspec loads.
             fields = asdict(pt.Order('x', 2, {'a'}))
             assert await portal.run(pt.order_qty, order=fields) == [2, 'Order', 'NoneType']

@@ -163,12 +163,14 @@ class MarshalCodec(_ListCodec):
 def _cannot_cross(kind: type) -> str:
     """What to tell a user whose value holds a ``kind``, which marshal refuses."""
     name = f'{kind.__module__}.{kind.__qualname__}'
-    text = f'a {name} cannot cross the marshal codec (an isolated subinterpreter\'s channel)'
+    text = f'a {name} cannot cross the marshal codec (an in-process subint actor\'s channel)'
     record = dataclasses.is_dataclass(kind) or any(c.__name__ == 'Struct' for c in kind.__mro__[1:])
     if record:
         return (
             f'{text}: send its fields (dataclasses.asdict, msgspec.structs.asdict) and rebuild it '
-            f"there, or spawn the actor with interpreter='legacy' (msgpack, which carries records)"
+            f"there, or spawn the actor with a backend whose channels speak msgpack, which carries "
+            f"records ('trio', 'main_thread_forkserver', 'subint_forkserver'; a 'subint' actor "
+            f"speaks marshal in legacy interpreters too)"
         )
     return f'unmarshallable object of type {kind.__qualname__}: {text}'
 
