@@ -15,7 +15,7 @@ A script *runs* when it ends the way upstream's own checks expect:
 - a ``debugging/`` script (upstream drives these from a terminal) is fed
   ``c`` (continue) at 30 prompts, then the end of its input (pdb's quit),
   and must exit with the status and the final errors of
-  :data:`DEBUG_EXPECTED`.
+  :data:`DEBUG_EXPECTED`, having opened the REPLs it names.
 
 The scripts themselves are upstream's (AGPL): they are read from the
 tarball at run time, never copied into this project.
@@ -48,30 +48,38 @@ NOT_COUNTED = {
 }
 """Scripts run but not counted among the 46 (as in the 2026-12-03 research)."""
 
-DEBUG_EXPECTED: dict[str, tuple[int, tuple[str, ...]]] = {
-    'debugging/root_actor_error.py': (1, ('AssertionError',)),
-    'debugging/root_actor_breakpoint.py': (0, ()),
-    'debugging/root_actor_breakpoint_forever.py': (1, ('BdbQuit',)),
-    'debugging/subactor_error.py': (1, ('NameError',)),
-    'debugging/subactor_breakpoint.py': (1, ('BdbQuit',)),
-    'debugging/multi_subactors.py': (1, ('NameError',)),
-    'debugging/multi_daemon_subactors.py': (1, ('NameError',)),
-    'debugging/multi_subactor_root_errors.py': (1, ('NameError', 'AssertionError')),
-    'debugging/multi_nested_subactors_error_up_through_nurseries.py': (1, ('BdbQuit',)),
-    'debugging/per_actor_debug.py': (1, ('RuntimeError',)),
-    'debugging/pm_in_subactor.py': (1, ('NameError',)),
-    'debugging/shielded_pause.py': (0, ()),
-    'debugging/root_timeout_while_child_crashed.py': (1, ('KeyError',)),
-    'debugging/fast_error_in_root_after_spawn.py': (1, ('AssertionError',)),
-    'debugging/root_cancelled_but_child_is_in_tty_lock.py': (1, ('RemoteActorError', 'NameError')),
+DEBUG_EXPECTED: dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]] = {
+    'debugging/root_actor_error.py': (1, ('AssertionError',), ('root',)),
+    'debugging/root_actor_breakpoint.py': (0, (), ('root',)),
+    'debugging/root_actor_breakpoint_forever.py': (1, ('BdbQuit',), ('root',)),
+    'debugging/subactor_error.py': (1, ('NameError',), ('name_error', 'root')),
+    'debugging/subactor_breakpoint.py': (1, ('BdbQuit',), ('breakpoint_forever', 'root')),
+    'debugging/multi_subactors.py': (1, ('NameError',), ('breakpoint_forever', 'name_error', 'root')),
+    'debugging/multi_daemon_subactors.py': (1, ('NameError',), ('bp_forever', 'name_error', 'root')),
+    'debugging/multi_subactor_root_errors.py': (
+        1, ('NameError', 'AssertionError'), ('name_error', 'root'),
+    ),
+    'debugging/multi_nested_subactors_error_up_through_nurseries.py': (
+        1, ('BdbQuit',), ('breakpoint_forever', 'root'),
+    ),
+    'debugging/per_actor_debug.py': (1, ('RuntimeError',), ('debugged_boi',)),
+    'debugging/pm_in_subactor.py': (1, ('NameError',), ('child', 'root')),
+    'debugging/shielded_pause.py': (0, (), ('cancelled_before_pause', 'root')),
+    'debugging/root_timeout_while_child_crashed.py': (1, ('KeyError',), ('key_error', 'root')),
+    'debugging/fast_error_in_root_after_spawn.py': (1, ('AssertionError',), ('root',)),
+    'debugging/root_cancelled_but_child_is_in_tty_lock.py': (
+        1, ('RemoteActorError', 'NameError'), ('name_error', 'root'),
+    ),
     # Upstream's tree hangs once the child closes its channel, and its test
     # mashes Ctrl-C; ours ends by itself, naming the closed channel as
     # upstream's test expects ('another task closed this fd').
-    'debugging/subactor_bp_in_ctx.py': (1, ('another task closed this fd',)),
+    'debugging/subactor_bp_in_ctx.py': (1, ('another task closed this fd',), ('bp_boi', 'root')),
 }
 """For ``debugging/`` scripts fed ``c`` at every prompt (then end of input,
-pdb's quit): the exit status and the errors the end of its stderr names,
-as upstream's ``tests/devx/test_debugger.py`` expects them. The scripts not
+pdb's quit): the exit status, the errors the end of its stderr names, and
+the actors whose REPL must have opened (a prompt naming each on stdout), as
+upstream's ``tests/devx/test_debugger.py`` expects them: a script whose
+child never got its REPL has not run, however it ended. The scripts not
 listed need APIs the runtime does not have (their first error says which)."""
 
 _IMPORT = re.compile(r'^(\s*)import tractor(\s*(#.*)?)$', re.M)
@@ -96,6 +104,8 @@ class Outcome:
     first_error: str
     """The first line naming an error in the script's stderr (its blocker)."""
     last_line: str
+    repls: list[str]
+    """The actors whose REPL prompted, in order (``debugging/`` scripts)."""
 
 
 def extract(tarball: Path, into: Path) -> Path:
@@ -126,19 +136,28 @@ def first_error(stderr: str) -> str:
     return ''
 
 
-def judge(script: str, rc: int | None, stderr: str) -> bool:
+_PROMPT = re.compile(r'\((\w+)\) Pdb> ')
+
+
+def repl_prompts(stdout: str) -> list[str]:
+    """The actors whose REPL prompted, in order (``(name) Pdb> ``)."""
+    return _PROMPT.findall(stdout)
+
+
+def judge(script: str, rc: int | None, stderr: str, stdout: str = '') -> bool:
     lines = [line for line in stderr.splitlines() if line.strip()]
     last = lines[-1] if lines else ''
     if script.startswith('debugging/'):
         expected = DEBUG_EXPECTED.get(script)
         if expected is None:
             return False
-        want_rc, want_errors = expected
+        want_rc, want_errors, want_repls = expected
         tail = '\n'.join(lines[-40:])
-        # A REPL refused (a backend whose actors cannot have one) is no run.
-        # (The exception, not the warning logged when such an actor spawns.)
-        refused = 'DebugModeUnsupported:' in stderr
-        return rc == want_rc and all(error in tail for error in want_errors) and not refused
+        repls = set(repl_prompts(stdout))
+        return (
+            rc == want_rc and all(error in tail for error in want_errors)
+            and all(actor in repls for actor in want_repls)
+        )
     return rc == 0 and 'Error' not in last
 
 
@@ -172,13 +191,23 @@ def run_one(examples: Path, script: str, backend: str, *, timeout: float, python
             proc.wait()
         err.seek(0)
         stderr = err.read().decode(errors='replace')
+        out.seek(0)
+        stdout = out.read().decode(errors='replace')
     seconds = time.monotonic() - started
     lines = [line for line in stderr.splitlines() if line.strip()]
     return Outcome(
-        script, backend, judge(script, rc, stderr), rc, round(seconds, 1),
+        script, backend, judge(script, rc, stderr, stdout), rc, round(seconds, 1),
         first_error(stderr) if rc != 0 or rc is None else '',
         lines[-1][:160] if lines else '',
+        repl_prompts(stdout),
     )
+
+
+def missing_repls(outcome: Outcome) -> str:
+    """'no REPL in ...' when a debugging script's expected REPLs did not open."""
+    expected = DEBUG_EXPECTED.get(outcome.script)
+    missing = [a for a in expected[2] if a not in outcome.repls] if expected else []
+    return f'no REPL in {", ".join(missing)}' if missing else ''
 
 
 def markdown(outcomes: list[Outcome], backends: list[str]) -> str:
@@ -187,8 +216,13 @@ def markdown(outcomes: list[Outcome], backends: list[str]) -> str:
         by_script.setdefault(outcome.script, {})[outcome.backend] = outcome
     counted = [s for s in by_script if s not in NOT_COUNTED]
     everywhere = [s for s in counted if all(by_script[s][b].ok for b in backends if b in by_script[s])]
+    per_backend = ', '.join(
+        f'{backend} {sum(by_script[s][backend].ok for s in counted if backend in by_script[s])}'
+        for backend in backends
+    )
     rows = [
-        f'{len(everywhere)} of {len(counted)} run on every backend ({", ".join(backends)}).',
+        f'{len(everywhere)} of {len(counted)} run on every backend ({", ".join(backends)}); '
+        f'per backend: {per_backend}.',
         '',
         '| example | ' + ' | '.join(backends) + ' | first error where it does not run |',
         '|---|' + '---|' * len(backends) + '---|',
@@ -201,11 +235,15 @@ def markdown(outcomes: list[Outcome], backends: list[str]) -> str:
             if outcome is None:
                 cells.append('')
                 continue
+            if script in NOT_COUNTED:
+                cells.append(f'rc={outcome.rc} {outcome.seconds:.1f} s')
+                continue
             if outcome.ok:
-                cells.append(f'OK {outcome.seconds:.1f} s')
+                cells.append(f'ok {outcome.seconds:.1f} s')
             else:
-                cells.append('timeout' if outcome.rc is None else f'rc={outcome.rc}')
-                blocker = blocker or outcome.first_error or outcome.last_line
+                status = 'timeout' if outcome.rc is None else f'rc={outcome.rc}'
+                cells.append(f'no ({status}) {outcome.seconds:.1f} s')
+                blocker = blocker or missing_repls(outcome) or outcome.first_error or outcome.last_line
         name = f'`{script}`' + (f' ({NOT_COUNTED[script]}: not counted)' if script in NOT_COUNTED else '')
         rows.append(f'| {name} | ' + ' | '.join(cells) + f' | {blocker.replace("|", "/")} |')
     return '\n'.join(rows) + '\n'
