@@ -13,6 +13,7 @@ to the same actor go through :func:`publish` / :func:`wait_published`.
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import time
@@ -282,3 +283,45 @@ async def count_forever(key: str):
         raise
     finally:
         publish(key, outcome)
+
+
+# -- plain functions, answered by the message loop itself ----------------------
+
+_CALL_VAR: contextvars.ContextVar[str] = contextvars.ContextVar('_CALL_VAR')
+_flags: dict[str, trio.Event] = {}
+
+
+def set_call_var(value: str) -> str | None:
+    """Set a context variable in the call's context; what it held before."""
+    before = _CALL_VAR.get(None)
+    _CALL_VAR.set(value)
+    return before
+
+
+def doubled_later(x: int):
+    """A plain function that returns an awaitable: the caller gets what it
+    resolves to."""
+    return _double_after_a_checkpoint(x)
+
+
+async def _double_after_a_checkpoint(x: int) -> int:
+    await trio.lowlevel.checkpoint()
+    return 2 * x
+
+
+def plus(a: int, b: int) -> int:
+    return a + b
+
+
+def _flag(key: str) -> trio.Event:
+    return _flags.setdefault(key, trio.Event())
+
+
+async def wait_for_flag(key: str) -> str:
+    """Wait until :func:`raise_flag` is called with ``key`` (before or after)."""
+    await _flag(key).wait()
+    return 'flag seen'
+
+
+def raise_flag(key: str) -> None:
+    _flag(key).set()

@@ -139,9 +139,9 @@ async def test_a_call_whose_arguments_do_not_decode_fails_alone(start_method):
         portal = await an.start_actor('reader', enable_modules=MODULES)
         cid, replies = portal._calls.open()
         codec = portal.channel._codec.name
-        await portal.channel._stream.send_all(_deep_call_frame(codec, cid, 100_000))
+        await portal.channel.send_raw(_deep_call_frame(codec, cid, 100_000))
         with trio.fail_after(5):
-            reply = await replies.receive()
+            reply = await replies.get()
         portal._calls.forget(cid)
         assert isinstance(reply, Failed)
         assert reply.error.type_name == 'tractor_subint.ValueDecodeError'
@@ -204,7 +204,7 @@ async def test_the_actor_checks_a_target_before_calling_it(start_method, recwarn
             cid, replies = portal._calls.open()
             await portal.channel.send(Call(cid, 'hostile_targets', qualname, {'n': 1}, True, 4))
             with trio.fail_after(5):
-                reply = await replies.receive()
+                reply = await replies.get()
             portal._calls.forget(cid)
             assert isinstance(reply, Failed) and 'not an async generator function' in reply.error.message
         assert await portal.run(hostile_targets.ran) == []

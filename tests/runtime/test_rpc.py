@@ -90,3 +90,23 @@ async def test_run_in_actor_error_is_raised_at_nursery_exit(start_method):
     # The same error is available from the portal after the nursery exited.
     with pytest.raises(ts.RemoteActorError):
         await portal.wait_for_result()
+
+
+@trio_parent_test(timeout=20)
+async def test_plain_function_calls_keep_what_a_task_of_their_own_gave_them(start_method):
+    """An actor answers a call of a plain (not async) function in its
+    message loop, without a task of its own: still each call runs in its own
+    copy of the context, an awaitable it returns is awaited, an async call
+    waiting meanwhile is not held up, and every caller gets its own answer."""
+    async with ts.open_nursery() as an:
+        portal = await an.start_actor('plain', enable_modules=['actor_targets'])
+        assert await portal.run(actor_targets.set_call_var, value='a') is None
+        assert await portal.run(actor_targets.set_call_var, value='b') is None  # 'a' did not leak
+        assert await portal.run(actor_targets.doubled_later, x=21) == 42
+        waiting = await portal.submit(actor_targets.wait_for_flag, key='plain')
+        await portal.run(actor_targets.raise_flag, key='plain')
+        assert await waiting.result() == 'flag seen'
+        pending = [await portal.submit(actor_targets.plus, a=i, b=1000) for i in range(200)]
+        assert [await p.result() for p in pending] == [i + 1000 for i in range(200)]
+        await portal.cancel_actor()
+    assert not_reaped([portal.pid]) == []

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Protocol
 
 import trio
 
 from ._codec import UndecodableValue
 from ._errors import ValueDecodeError
+from ._inbox import Inbox
 from ._msgs import Failed, Msg, Return, StreamEnd
 
 
@@ -55,23 +55,25 @@ class _ReplyQueue:
     unread ones ahead of it is replaced by an :class:`Overrun`, and later
     ones are dropped (the stream is over)."""
 
-    def __init__(self, send: trio.MemorySendChannel[Reply], limit: int | None) -> None:
-        self._send = send
+    __slots__ = ('_inbox', '_limit')
+
+    def __init__(self, inbox: Inbox[Reply], limit: int | None) -> None:
+        self._inbox = inbox
         self._limit = limit
 
     def deliver(self, msg: Msg) -> None:
         limit = self._limit
-        if limit is not None and self._send.statistics().current_buffer_used >= limit:
-            _put(self._send, Overrun(limit))
-            self._send.close()  # nothing after the overrun is kept
+        if limit is not None and len(self._inbox) >= limit:
+            self._inbox.put(Overrun(limit))
+            self._inbox.close()  # nothing after the overrun is kept
         else:
-            _put(self._send, msg)
+            self._inbox.put(msg)
 
     def fail(self, error: Exception, kind: str) -> None:
-        _put(self._send, LocalFailure(error))
+        self._inbox.put(LocalFailure(error))
 
     def close(self) -> None:
-        self._send.close()
+        self._inbox.close()
 
 
 class Calls:
@@ -92,14 +94,12 @@ class Calls:
         self.closed = trio.Event()
         """Set once the channel has ended."""
 
-    def open(
-        self, *, limit: int | None = None, label: str = '',
-    ) -> tuple[int, trio.MemoryReceiveChannel[Reply]]:
-        """A new call id and the stream its replies will arrive on (``limit``:
+    def open(self, *, limit: int | None = None, label: str = '') -> tuple[int, Inbox[Reply]]:
+        """A new call id and the inbox its replies will arrive in (``limit``:
         see :class:`_ReplyQueue`). ``label`` names the call (its function)
         until its final answer arrives (:meth:`unanswered`)."""
-        send, replies = trio.open_memory_channel[Reply](math.inf)
-        return self.attach(_ReplyQueue(send, limit), label=label), replies
+        replies: Inbox[Reply] = Inbox()
+        return self.attach(_ReplyQueue(replies, limit), label=label), replies
 
     def attach(
         self, sink: Sink, *, label: str = '', finals: tuple[type[Msg], ...] = _FINAL_REPLIES,
@@ -151,10 +151,3 @@ class Calls:
         self.closed.set()
         for sink in self._sinks.values():
             sink.close()
-
-
-def _put(waiter: trio.MemorySendChannel[Reply], reply: Reply) -> None:
-    try:
-        waiter.send_nowait(reply)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass  # the caller gave up on this call

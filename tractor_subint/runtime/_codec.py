@@ -58,7 +58,7 @@ class Codec(Protocol):
         """The bytes of ``msg``; :class:`TypeError` naming what cannot be encoded."""
         ...
 
-    def decode(self, data: bytes) -> Msg:
+    def decode(self, data: bytes | memoryview) -> Msg:
         """The message in ``data``; :class:`UndecodableValue` when only a
         reply's value is at fault; any other error for bytes that are not a
         message."""
@@ -77,10 +77,10 @@ class _ListCodec:
     def _dump(self, wire: list[object]) -> bytes:
         raise NotImplementedError
 
-    def _load(self, data: bytes) -> list[object]:
+    def _load(self, data: bytes | memoryview) -> list[object]:
         raise NotImplementedError
 
-    def _reply_header(self, data: bytes) -> tuple[str, int] | None:
+    def _reply_header(self, data: bytes | memoryview) -> tuple[str, int] | None:
         raise NotImplementedError
 
     def encode(self, msg: Msg) -> bytes:
@@ -92,7 +92,7 @@ class _ListCodec:
                 f'(RPC arguments and results must be {self._carries})'
             ) from exc
 
-    def decode(self, data: bytes) -> Msg:
+    def decode(self, data: bytes | memoryview) -> Msg:
         try:
             return from_wire(self._load(data))
         except Exception as exc:
@@ -125,10 +125,10 @@ class MsgpackCodec(_ListCodec):
             wire[position] = carry(wire[position])  # sets and registered types keep theirs
         return self._encoder.encode(wire)
 
-    def _load(self, data: bytes) -> list[object]:
+    def _load(self, data: bytes | memoryview) -> list[object]:
         return self._decoder.decode(data)
 
-    def _reply_header(self, data: bytes) -> tuple[str, int] | None:
+    def _reply_header(self, data: bytes | memoryview) -> tuple[str, int] | None:
         return msgpack_reply_header(data)
 
 
@@ -150,13 +150,13 @@ class MarshalCodec(_ListCodec):
                 raise
             raise ValueError(_cannot_cross(culprit)) from None
 
-    def _load(self, data: bytes) -> list[object]:
+    def _load(self, data: bytes | memoryview) -> list[object]:
         loaded = marshal.loads(data)
         if not isinstance(loaded, list):
             raise TypeError(f'a message is a list, not {type(loaded).__name__}')
         return loaded
 
-    def _reply_header(self, data: bytes) -> tuple[str, int] | None:
+    def _reply_header(self, data: bytes | memoryview) -> tuple[str, int] | None:
         return marshal_reply_header(data)
 
 
@@ -205,7 +205,7 @@ _WIRE_LENGTHS = {RETURN_TAG: 3, YIELD_TAG: 3, CALL_TAG: 7, OPEN_CONTEXT_TAG: 7, 
 """How many items each kind's wire list has (its tag included)."""
 
 
-def msgpack_reply_header(data: bytes) -> tuple[str, int] | None:
+def msgpack_reply_header(data: bytes | memoryview) -> tuple[str, int] | None:
     """``(kind, cid)`` of a msgpack-encoded :class:`Return`, :class:`Yield`
     or :class:`Call`, read from its first items alone, without touching its
     value or arguments (which may be what does not decode): ``[tag, cid,
@@ -222,7 +222,7 @@ def msgpack_reply_header(data: bytes) -> tuple[str, int] | None:
     return None
 
 
-def marshal_reply_header(data: bytes) -> tuple[str, int] | None:
+def marshal_reply_header(data: bytes | memoryview) -> tuple[str, int] | None:
     """:func:`msgpack_reply_header` for :class:`MarshalCodec`: a list
     (``[`` and a little-endian int32 count) whose first two items are
     marshal ints (``i`` and an int32) before the rest."""

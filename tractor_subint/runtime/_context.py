@@ -23,7 +23,6 @@ read by its task (asynchronously).
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from ._bootspec import Uid
 from ._calls import LocalFailure
 from ._channel import Channel
 from ._errors import ContextCancelled, remote_error
+from ._inbox import Inbox
 from ._msgs import CancelCall, Credit, Failed, Msg, Return, Started, StreamEnd, Yield
 from ._payloads import check, convert
 from ._streaming import CreditBatcher, MsgStream, SendCredit
@@ -156,7 +156,7 @@ class Context:
         """The declared type of this context's payloads (``@context(pld_spec=)``)."""
         self._result_hint = result_hint
         self._scope = trio.CancelScope()
-        self._inbound_send, self._inbound = trio.open_memory_channel[object](math.inf)
+        self._inbound: Inbox[object] = Inbox()
         self._credit = SendCredit(window)
         self._reads = CreditBatcher(window)
         self._started = trio.Event()
@@ -219,10 +219,7 @@ class Context:
             self._finish()
 
     def _put(self, item: object) -> None:
-        try:
-            self._inbound_send.send_nowait(item)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the outcome is known: nothing after it matters
+        self._inbound.put(item)  # dropped once closed: the outcome is known, nothing after it matters
 
     def _finish(self, *, result: Any = None, error: BaseException | None = None) -> None:
         if self._final.is_set():
@@ -231,7 +228,7 @@ class Context:
         self._final.set()
         self._started.set()  # a caller still waiting for started() learns the outcome
         self._put(_FINAL)
-        self._inbound_send.close()
+        self._inbound.close()
         self._credit.wake()
         if self._scope_should_end():
             self._scope.cancel()
@@ -372,7 +369,7 @@ class Context:
                 # dropped there, as tractor's does.)
                 raise trio.EndOfChannel('the other side closed the stream')
             await self._credit.wait_changed()
-        await self._send(Yield(self.cid, value))
+        await self._send(Yield(self.cid, value), post=True)
 
     async def close_stream(self) -> None:
         if self._final.is_set() or self._gone:
@@ -386,7 +383,7 @@ class Context:
 
     async def _next_inbound(self) -> object:
         try:
-            return await self._inbound.receive()
+            return await self._inbound.get()
         except trio.EndOfChannel:
             return _FINAL
 
@@ -425,9 +422,9 @@ class Context:
             return error
         raise error
 
-    async def _send(self, msg: Msg) -> None:
+    async def _send(self, msg: Msg, *, post: bool = False) -> None:
         try:
-            await self.chan.send(msg)
+            await (self.chan.post(msg) if post else self.chan.send(msg))
         except _GONE:
             if self.side == 'parent':
                 self._gone = True

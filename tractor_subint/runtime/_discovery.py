@@ -115,10 +115,10 @@ def _codecs_spoken() -> list[str]:
     return ['msgpack', 'marshal'] if codec_for_channel('msgpack') == 'msgpack' else ['marshal']
 
 
-async def _handshake(actor: Actor, stream: trio.SocketStream) -> Channel:
-    """Exchange hellos on ``stream``; the channel, speaking the codec both
-    ends can, and knowing who is at the other end."""
-    chan = Channel(stream, get_codec('marshal'))
+async def _handshake(actor: Actor, chan: Channel) -> Channel:
+    """Exchange hellos on ``chan`` (speaking marshal, which every
+    interpreter reads); then it speaks the codec both ends can, and knows
+    who is at the other end."""
     spoken = _codecs_spoken()
     with trio.fail_after(HANDSHAKE_TIMEOUT):
         await chan.send(Hello(actor.uid, os.getpid(), spoken))
@@ -139,15 +139,17 @@ def _same_user(stream: trio.SocketStream) -> bool:
 async def accept_peer(actor: Actor, stream: trio.SocketStream) -> Channel | None:
     """The channel of a peer that connected to ``actor``, handshaken; None
     (the connection closed) for another user's process or a failed hello."""
+    chan: Channel | None = None
     try:
         if not _same_user(stream):
             log.warning('refused a connection from another user\'s process')
         else:
-            return await _handshake(actor, stream)
+            chan = Channel.from_stream(stream, get_codec('marshal'))
+            return await _handshake(actor, chan)
     except (trio.TooSlowError, trio.EndOfChannel, ProtocolError, *_GONE, OSError) as exc:
         log.warning('a peer connection failed its handshake: %r', exc)
     with trio.CancelScope(shield=True):
-        await stream.aclose()
+        await (stream.aclose() if chan is None else chan.aclose())
     return None
 
 
@@ -232,12 +234,12 @@ async def connect(address: str) -> tuple[Portal, PeerLink]:
     except BaseException:
         sock.close()
         raise
-    stream = trio.SocketStream(sock)
+    chan = Channel.from_stream(trio.SocketStream(sock), get_codec('marshal'))
     try:
-        chan = await _handshake(actor, stream)
+        await _handshake(actor, chan)
     except BaseException:
         with trio.CancelScope(shield=True):
-            await stream.aclose()
+            await chan.aclose()
         raise
     assert chan.aid is not None
     link = PeerLink(chan)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from operator import attrgetter
+from typing import Any, cast
 
 from ._bootspec import Uid
 
@@ -255,14 +256,36 @@ def _error_fields(info: ErrorInfo) -> tuple[Any, ...]:
     )
 
 
+def _field_getter(cls: type[Msg]) -> Callable[[Msg], tuple[Any, ...]]:
+    """A function giving the fields of a ``cls`` message as a tuple (fast:
+    ``operator.attrgetter``)."""
+    names = _FIELD_NAMES[cls]
+    if not names:
+        return lambda msg: ()
+    if len(names) == 1:
+        get_one = attrgetter(names[0])
+        return lambda msg: (get_one(msg),)
+    return cast('Callable[[Msg], tuple[Any, ...]]', attrgetter(*names))
+
+
+def _error_index(cls: type[Msg]) -> int:
+    names = _FIELD_NAMES[cls]
+    return names.index('error') + 1 if 'error' in names else 0
+
+
+_WIRE: dict[type[Msg], tuple[int, Callable[[Msg], tuple[Any, ...]], int]] = {
+    cls: (_TAGS[cls], _field_getter(cls), _error_index(cls)) for cls in MESSAGE_TYPES
+}
+"""Per type: its tag, its fields' getter, and the wire index of an
+:class:`ErrorInfo` field (0: none)."""
+
 def to_wire(msg: Msg) -> list[Any]:
     """``[tag, field, ...]``, the values as they are (not copied); a nested
     :class:`ErrorInfo` as a tuple of its fields."""
-    cls = type(msg)
-    wire: list[Any] = [_TAGS[cls]]
-    for name in _FIELD_NAMES[cls]:
-        value = getattr(msg, name)
-        wire.append(_error_fields(value) if name == 'error' else value)
+    tag, get_fields, error_index = _WIRE[type(msg)]
+    wire = [tag, *get_fields(msg)]
+    if error_index:
+        wire[error_index] = _error_fields(wire[error_index])
     return wire
 
 

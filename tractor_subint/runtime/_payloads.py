@@ -172,7 +172,8 @@ def _forget_the_last_actor() -> None:
     # recycled): the hints of the last one's functions go, and so do the
     # types it registered whose modules were dropped (or live in __main__),
     # as they would with a fresh interpreter. Both would keep its modules alive.
-    _hints.cache_clear()
+    for cached in (_hints, result_hint, item_hint, param_hints):
+        cached.cache_clear()
     for name, cls in list(_registered.items()):
         if cls.__module__ == '__main__' or sys.modules.get(cls.__module__) is None:
             del _registered[name]
@@ -198,11 +199,13 @@ def typed_hint(hint: Any) -> Any:
     return hint if msgspec is not None and hint is not None and _is_typed(hint) else None
 
 
+@functools.lru_cache(maxsize=1024)
 def result_hint(fn: object) -> Any:
     """The declared type of what ``fn`` returns, if it names a record."""
     return typed_hint(_hints(fn).get('return'))
 
 
+@functools.lru_cache(maxsize=1024)
 def item_hint(fn: object) -> Any:
     """The declared item type of the async generator ``fn``
     (``AsyncIterator[T]``, ``AsyncGenerator[T, ...]``), if it names a record."""
@@ -211,6 +214,7 @@ def item_hint(fn: object) -> Any:
     return typed_hint(args[0]) if args else None
 
 
+@functools.lru_cache(maxsize=1024)
 def param_hints(fn: object) -> dict[str, Any]:
     """The parameters of ``fn`` whose declared types name a record."""
     hints = dict(_hints(fn))

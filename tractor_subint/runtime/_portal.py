@@ -21,11 +21,12 @@ from ._calls import Calls, LocalFailure, Overrun, Reply
 from ._channel import Channel
 from ._context import Context, require_context_function
 from ._errors import ActorCancelled, ActorFailure, StreamOverrun, remote_error
+from ._inbox import Inbox
 from ._msgs import Call, CancelCall, Credit, Failed, OpenContext, Return, StreamEnd, Yield
 from ._payloads import convert, item_hint, result_hint
 from ._state import current_actor
 from ._streaming import DEFAULT_STREAM_BUFFER, CreditBatcher, MsgStream
-from ._targets import check_target, func_ref
+from ._targets import call_ref, check_target, func_ref
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
 
@@ -125,8 +126,7 @@ class Portal:
         """Send the call ``fn(**kwargs)`` to the actor now; collect its result
         later with ``await pending.result()`` (as :meth:`run` would return it)."""
         self._check_loop()
-        check_target(fn, stream=False)
-        ref = func_ref(fn)
+        ref = call_ref(fn, stream=False)
         cid, replies = self._calls.open(label='.'.join(ref))
         try:
             await self._send_call(Call(cid, *ref, kwargs, False))
@@ -275,10 +275,10 @@ class Portal:
             except _GONE:
                 pass
 
-    async def _next(self, replies: trio.MemoryReceiveChannel[Reply]) -> Reply:
+    async def _next(self, replies: Inbox[Reply]) -> Reply:
         """The next reply of a call; :class:`ActorFailure` if the child went away."""
         try:
-            return await replies.receive()
+            return await replies.get()
         except trio.EndOfChannel:
             raise await self._gone_error() from None
 
@@ -296,7 +296,7 @@ class Portal:
     @asynccontextmanager
     async def _open_stream_call(
         self, fn: Callable[..., object], kwargs: dict[str, Any], *, window: int, limit: int | None,
-    ) -> AsyncIterator[tuple[int, trio.MemoryReceiveChannel[Reply]]]:
+    ) -> AsyncIterator[tuple[int, Inbox[Reply]]]:
         ref = func_ref(fn)
         cid, replies = self._calls.open(limit=limit, label='.'.join(ref))
         try:
@@ -321,7 +321,7 @@ class PendingCall:
     """A call sent by :meth:`Portal.submit`, whose result is still to come."""
 
     def __init__(
-        self, portal: Portal, cid: int, replies: trio.MemoryReceiveChannel[Reply],
+        self, portal: Portal, cid: int, replies: Inbox[Reply],
         hint: Any = None, name: str = '?',
     ) -> None:
         self._portal = portal
@@ -339,7 +339,7 @@ class PendingCall:
         """
         try:
             try:
-                reply = await self._replies.receive()
+                reply = await self._replies.get()
             except trio.EndOfChannel:
                 raise await self._portal._gone_error() from None
             except BaseException:
@@ -355,7 +355,7 @@ class _GeneratorStream:
     remote async generator yields, arriving on its call's replies."""
 
     def __init__(
-        self, portal: Portal, cid: int, replies: trio.MemoryReceiveChannel[Reply], *, window: int,
+        self, portal: Portal, cid: int, replies: Inbox[Reply], *, window: int,
         item_hint: Any = None,
     ) -> None:
         self._portal = portal

@@ -11,6 +11,7 @@ that ends or breaks ends only what ran for it.
 """
 from __future__ import annotations
 
+import contextvars
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
@@ -102,7 +103,8 @@ class ChannelServer:
                 except trio.EndOfChannel:
                     break
                 if isinstance(msg, Call):
-                    tasks.start_soon(self._run_call, msg, name=f'rpc:{msg.qualname}')
+                    if not await self._answer_inline(msg, tasks):
+                        tasks.start_soon(self._run_call, msg, name=f'rpc:{msg.qualname}')
                 elif isinstance(msg, OpenContext):
                     ctx = Context(
                         side='child', channel=chan, own_uid=self.actor.uid, peer_uid=msg.caller_uid,
@@ -158,6 +160,60 @@ class ChannelServer:
             f'{type(exc.cause).__name__}: {exc.cause}'
         )
         await self._send_failure(exc.cid, error)
+
+    def _inline_target(self, msg: Call) -> Callable[..., object] | None:
+        """The function of ``msg`` if this loop may call it itself: a plain
+        (not async) function of a plain call, resolved without error. Else
+        None: a task of its own runs it (and reports what went wrong)."""
+        if msg.stream or self.actor.debug_mode:
+            return None
+        try:
+            fn = resolve(self.actor.spec, msg.module, msg.qualname)
+        except Exception:
+            return None
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            return None
+        return fn
+
+    async def _answer_inline(self, msg: Call, tasks: trio.Nursery) -> bool:
+        """Answer a call of a plain function here, in the message loop: it
+        would hold the thread for as long in a task of its own (nothing can
+        interrupt it), and a task costs more than the call (its start and a
+        trip through the scheduler; RPC round trips are mostly such costs).
+        It runs in a copy of the loop's context, as a task would. If it
+        returns an awaitable, a task awaits it. False: not such a call."""
+        fn = self._inline_target(msg)
+        if fn is None:
+            return False
+        try:
+            kwargs = convert_kwargs(fn, msg.kwargs)
+            result = contextvars.copy_context().run(fn, **kwargs)
+        except Exception as exc:
+            await self._send_failure(msg.cid, exc)
+            return True
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...: as in a task
+            await self._end_actor_by(msg, exc)
+            return True
+        if inspect.isawaitable(result):
+            tasks.start_soon(self._await_result, msg, result, name=f'rpc:{msg.qualname}')
+            return True
+        try:
+            self.chan.send_nowait(Return(msg.cid, result))  # never waits on the peer
+        except _GONE as exc:
+            self._lose(exc)
+        except Exception as exc:  # the result does not encode
+            await self._send_failure(msg.cid, exc)
+        return True
+
+    async def _await_result(self, msg: Call, awaitable: Awaitable[object]) -> None:
+        """The task of a plain function's call that returned an awaitable."""
+        with trio.CancelScope() as scope:
+            self._calls[msg.cid] = scope
+            try:
+                async with self._answering(msg):
+                    await self.chan.send(Return(msg.cid, await awaitable))
+            finally:
+                self._calls.pop(msg.cid, None)
 
     async def _run_call(self, msg: Call) -> None:
         with trio.CancelScope() as scope:
@@ -304,7 +360,7 @@ class ChannelServer:
                 async for value in agen:
                     if credit is not None:
                         await credit.take()  # the caller's buffer is full: wait
-                    await self.chan.send(Yield(msg.cid, value))
+                    await self.chan.post(Yield(msg.cid, value))
             await self.chan.send(StreamEnd(msg.cid))
         finally:
             self._credits.pop(msg.cid, None)

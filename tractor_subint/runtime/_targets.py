@@ -8,6 +8,7 @@ parent's main script (or ``-m`` module) under the name ``__mp_main__``, so its
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -17,6 +18,7 @@ import types
 from collections.abc import Callable
 
 from .._exceptions import PUBLIC_MODULE, TractorSubintError
+from ..spawn._recycle_hooks import forget_on_recycle
 from ._bootspec import BootSpec
 
 MAIN_ALIAS = '__mp_main__'
@@ -48,6 +50,39 @@ def func_ref(fn: Callable[..., object]) -> tuple[str, str]:
             f'level so another actor can import it'
         )
     return module_ref(module), qualname
+
+
+def call_ref(fn: Callable[..., object], *, stream: bool) -> tuple[str, str]:
+    """:func:`check_target`, then :func:`func_ref`: what a portal sends to
+    call ``fn``. Remembered per function (both depend on it alone)."""
+    try:
+        return _checked_ref(fn, stream)
+    except TypeError:
+        if _hashable(fn):
+            raise  # check_target's or func_ref's refusal
+        check_target(fn, stream=stream)
+        return func_ref(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_ref(fn: Callable[..., object], stream: bool) -> tuple[str, str]:
+    check_target(fn, stream=stream)
+    return func_ref(fn)
+
+
+@forget_on_recycle
+def _forget_the_last_actor() -> None:
+    # The next actor in this (recycled) interpreter must not keep the last
+    # one's functions, nor their modules, alive.
+    _checked_ref.cache_clear()
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def check_target(fn: Callable[..., object], *, stream: bool) -> None:
@@ -155,7 +190,9 @@ def resolve(spec: BootSpec | None, module_name: str, qualname: str) -> Callable[
     if module_name == '__main__':
         obj: object = parent_main(spec) if spec is not None else sys.modules['__main__']
     else:
-        obj = importlib.import_module(module_name)
+        obj = sys.modules.get(module_name)
+        if obj is None or getattr(getattr(obj, '__spec__', None), '_initializing', False):
+            obj = importlib.import_module(module_name)  # not (fully) imported yet
     for part in qualname.split('.'):
         obj = getattr(obj, part)
     if not callable(obj):
