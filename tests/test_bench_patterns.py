@@ -152,6 +152,18 @@ async def test_the_socket_floor_times_its_first_answer_and_then_its_round_trips(
     assert _ours() <= already  # the child saw its socket close, ended, and was reaped
 
 
+@trio_parent_test(timeout=60)
+async def test_a_tree_is_measured_on_in_process_pooled_rows_only():
+    try:
+        sample = await BackendItem('subint', interpreter='isolated', warm_pool=1, pooled=True).tree(3)
+        assert sample.tree_growth is not None and sample.tree_cycle is not None and sample.tree_cycle > 0
+        unpooled = BackendItem('subint', interpreter='isolated', warm_pool=0)
+        for row in (unpooled, BackendItem('trio', pooled=True)):
+            assert (await row.tree(3)).tree_growth is None
+    finally:
+        await trio.to_thread.run_sync(close_local_pools)  # this process must be able to fork again
+
+
 def test_rss_reads_this_process():
     assert 1 < rss_mib() < 100_000
 

@@ -299,6 +299,7 @@ class BackendItem(Item):
             for i in range(TREE_WARMUP):
                 await cycle(i)
             await self.pool_ready()  # the pool settled: what it warms is not the tree's growth
+            await trio.to_thread.run_sync(gc.collect)  # as after: what earlier steps left is not either
             before = rss_mib()
             times = [await cycle(i) for i in range(cycles)]
             await trio.to_thread.run_sync(gc.collect)
