@@ -111,7 +111,7 @@ async def test_a_burst_starts_with_no_warm_pool_and_leaves_one_grown_for_the_nex
     item = BackendItem('subint_forkserver', name='sfs', warm_pool=None, pooled=True)
     already = _ours()
     try:
-        await warm_up(ENTRY, None)
+        await warm_up(ENTRY, None, awaken=True)  # as a pooled row readies it
         before = local_warm_pool(ENTRY)
         assert before is not None and before.member_pids()
         old_members = set(before.member_pids())

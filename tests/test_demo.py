@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tractor_subint._demo import DEMO_DEFAULT, demo_backend
+from tractor_subint._demo import DEMO_DEFAULT, DORMANT_NOTE, WARMING_NOTE, demo_backend
 from tractor_subint.spawn import ENV_VAR, available_start_methods, get_backend
 
 ROW = re.compile(
@@ -16,7 +16,8 @@ ROW = re.compile(
     r'(\s+(?P<ms>[\d.]+) ms)?(\s+(?P<note>.*))?$'
 )
 KNOWN_NOTES = (
-    'cold: the warm pool was still warming (later spawns take a warm member)',
+    WARMING_NOTE,
+    DORMANT_NOTE,
     'spawned by worker-1',
     "spawned by worker-1; started the tree's forkserver first (a nested spawn's first use)",
 )

@@ -82,11 +82,17 @@ def _row(info: dict[str, object], spawn_ms: float | None = None, note: str = '')
     return f'  {cells} {spawned:>10}   {note}'.rstrip()
 
 
-def _pool_is_cold() -> bool:
-    """Whether this process's warm pool (if it keeps one) has no member
-    ready: the next spawn then waits for one to finish warming."""
+WARMING_NOTE = 'cold: the warm pool was still warming (later spawns take a warm member)'
+DORMANT_NOTE = "cold: no warm member yet (the pool warms from a program's second spawn on)"
+
+
+def _pool_note() -> str:
+    """Why the next spawn will find no ready member in this process's warm
+    pool (if it keeps one): its members still warm, or it has none yet."""
     pool = local_warm_pool(ENTRY)
-    return pool is not None and not pool.ready_pids()
+    if pool is None or pool.ready_pids():
+        return ''
+    return WARMING_NOTE if pool.member_pids() else DORMANT_NOTE
 
 
 async def run_demo(start_method: str | None, why: str = '') -> None:
@@ -100,9 +106,8 @@ async def run_demo(start_method: str | None, why: str = '') -> None:
     async with ts.open_nursery(start_method=method) as an:
         workers = []
         for i in (1, 2):
-            cold = _pool_is_cold()
+            note = _pool_note()
             portal = await an.start_actor(f'worker-{i}', enable_modules=[__name__])
-            note = 'cold: the warm pool was still warming (later spawns take a warm member)' if cold else ''
             print(_row(await portal.run(where), portal.spawn_time * 1000, note))
             workers.append(portal)
         tree = current_tree()

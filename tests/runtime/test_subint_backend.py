@@ -18,7 +18,7 @@ from _rt_helpers import ScriptProcess, actor_interpreters, script_env
 
 import tractor_subint as ts
 from tractor_subint.runtime._boot import ENTRY
-from tractor_subint.spawn import current_tree
+from tractor_subint.spawn import current_tree, live_subinterpreters
 from tractor_subint.spawn.backends.subint import MODE_ENV_VAR
 from tractor_subint.spawn.pool._interpreters import REUSE_ENV_VAR, local_interpreter_pool
 from tractor_subint.spawn.pool._sizing import DEFAULT_SIZE, ENV_VAR
@@ -272,6 +272,34 @@ async def test_no_pool_without_a_size(monkeypatch):
     assert interp not in _interpreters.list_all()
 
 
+@trio_parent_test(timeout=60)
+async def test_an_adaptive_pool_warms_no_interpreter_for_the_first_actor(monkeypatch):
+    # A one-actor program must not wait at its exit for interpreters still
+    # importing (none can be destroyed mid-import): the pool wakes at the
+    # second actor.
+    monkeypatch.delenv(MODE_ENV_VAR, raising=False)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv(REUSE_ENV_VAR, raising=False)
+    async with ts.open_nursery(start_method='subint') as an:
+        pool = local_interpreter_pool('isolated', ENTRY)
+        assert pool is not None and pool.dormant and pool.size == 0 and pool.idle() == []
+        first = await an.start_actor('first', enable_modules=['actor_targets'])
+        interp = (await first.run(actor_targets.interpreter))['interp_id']
+        # Its keeper was woken by the take: with a target of 0, it warms nothing.
+        assert pool.dormant and pool.size == 0
+        assert pool.warming() is None and pool.idle() == []
+        assert sorted(live_subinterpreters()) == [interp]  # the actor's own, and no other
+        assert await first.cancel_actor() is True
+        assert pool.idle() == [interp]  # its own, recycled; none warmed beside it
+        second = await an.start_actor('second', enable_modules=['actor_targets'])
+        assert (await second.run(actor_targets.interpreter))['interp_id'] == interp
+        assert not pool.dormant and pool.size == DEFAULT_SIZE  # woken by the second actor
+        await _ready_interpreters(DEFAULT_SIZE)  # and warming now
+        assert interp not in pool.idle()
+        await second.cancel_actor()
+    assert actor_interpreters() == []
+
+
 @trio_parent_test(timeout=120)
 async def test_actors_one_after_another_reuse_one_interpreter(monkeypatch):
     # The pool follows how many actors run at once, not how many were
@@ -299,9 +327,10 @@ import tractor_subint as ts
 
 async def main():
     async with ts.open_nursery(start_method='subint') as an:
-        portal = await an.start_actor('one', enable_modules=['actor_targets'])
-        assert await portal.run(actor_targets.add, a=1, b=2) == 3
-        await portal.cancel_actor()
+        for name in ('one', 'two'):  # the second wakes the pool: it warms as we exit
+            portal = await an.start_actor(name, enable_modules=['actor_targets'])
+            assert await portal.run(actor_targets.add, a=1, b=2) == 3
+            await portal.cancel_actor()
     print('DONE', flush=True)
 
 trio.run(main)

@@ -26,16 +26,57 @@ def test_an_explicit_size_is_kept_whatever_the_demand():
     assert sizing.tick(30.0) is None  # no shrinking either
 
 
+def test_an_explicit_size_warms_from_the_start():
+    sizing = Sizing(2, created=0.0, cap=8)
+    assert sizing.target == 2 and not sizing.dormant  # before any spawn asks
+    assert sizing.asked(0.0) == 2
+
+
+def test_an_adaptive_pool_is_dormant_through_the_first_spawn_and_wakes_at_the_second():
+    sizing = Sizing(None, created=0.0, cap=8, floor=2)
+    assert sizing.target == 0 and sizing.dormant  # open, warming nothing
+    assert sizing.asked(0.0) == 0  # a one-actor program never pays for a pool
+    assert sizing.dormant
+    assert sizing.tick(30.0) is None  # dormant is not closed: only idleness closes it
+    assert sizing.asked(40.0) == 2  # the second spawn, however much later
+    assert not sizing.dormant
+
+
+def test_a_concurrency_pool_is_dormant_through_the_first_spawn_too():
+    sizing = Sizing(None, created=0.0, cap=8, floor=2)
+    assert sizing.wanted(1, 0.0) == 0
+    assert sizing.wanted(1, 5.0) == 2  # actors one after another: the start size
+    sizing = Sizing(None, created=0.0, cap=8, floor=2)
+    assert sizing.wanted(1, 0.0) == 0
+    assert sizing.wanted(5, 0.1) == 5  # woken by a bigger demand: that demand
+
+
+def test_a_dormant_pool_stays_dormant_when_a_nursery_asks_for_no_size():
+    sizing = Sizing(None, created=0.0, cap=8, floor=2)
+    sizing.set_fixed(None, 1.0)  # another nursery without warm_pool opens
+    assert sizing.target == 0 and sizing.dormant
+    sizing.set_fixed(3, 2.0)  # one with warm_pool=3: warms at once
+    assert sizing.target == 3 and not sizing.dormant
+
+
+def test_awakening_a_dormant_pool_is_what_a_second_spawn_would_do():
+    sizing = Sizing(None, created=0.0, cap=8, floor=2)
+    assert sizing.awaken(1.0) == 2 and not sizing.dormant
+    assert sizing.asked(1.5) == 2  # no burst yet: one spawn counted
+    assert Sizing(4, created=0.0).awaken(1.0) == 4  # an explicit size is kept
+
+
 def test_an_adaptive_pool_grows_to_a_burst_up_to_its_cap():
     sizing = Sizing(None, created=0.0, cap=6, floor=2)
-    assert sizing.target == 2
-    assert [sizing.asked(1.0 + i / 100) for i in range(8)] == [2, 2, 3, 4, 5, 6, 6, 6]
+    assert sizing.target == 0
+    # Dormant through the burst's first spawn, then the start size, then the burst.
+    assert [sizing.asked(1.0 + i / 100) for i in range(8)] == [0, 2, 3, 4, 5, 6, 6, 6]
 
 
 def test_spawns_outside_the_burst_window_do_not_add_up():
     sizing = Sizing(None, created=0.0, cap=8, floor=2, burst_window=1.0)
-    for second in range(5):
-        assert sizing.asked(float(second * 2)) == 2  # one spawn every 2 s: no burst
+    # One spawn every 2 s: no burst; the first one finds the pool dormant.
+    assert [sizing.asked(float(second * 2)) for second in range(5)] == [0, 2, 2, 2, 2]
 
 
 def test_an_idle_adaptive_pool_halves_down_to_its_floor_then_closes():

@@ -194,12 +194,15 @@ class BackendItem(Item):
         """Until this process's warm pool for this item's actors is full (at
         once without a pool): a ``subint_forkserver`` pool's members, or an
         in-process backend's warm interpreters."""
+        # An adaptive pool is dormant until a program's second spawn: woken
+        # here, as that spawn would, since a full pool is what this row measures.
         if self.in_process:
             pool = interpreter_pool(subint_mode(self.interpreter), ENTRY, self.warm_pool)
             if pool is not None:
+                pool.awaken()
                 await trio.to_thread.run_sync(pool.wait_ready, None, 60)
             return
-        await warm_up(ENTRY, self.warm_pool)  # (re)started: a burst may have closed it
+        await warm_up(ENTRY, self.warm_pool, awaken=True)  # (re)started: a burst may have closed it
         members = local_warm_pool(ENTRY)
         if members is not None:
             await trio.to_thread.run_sync(members.wait_ready, None, 60)

@@ -75,17 +75,23 @@ _WARM_IDLE = can_hurry()
 (``spawn._priority``)."""
 
 
-async def warm_up(entry: str, warm_pool: int | None) -> None:
+async def warm_up(entry: str, warm_pool: int | None, *, awaken: bool = False) -> None:
     """Start (or resize) this process's warm pool for ``entry``, so that the
     coming spawns find members warming or ready: a nursery of a pooled
     backend awaits it when it opens. Returns once the pool's members are
     forked (on a worker thread: milliseconds), not warm; at once when the
-    pool is full. A no-op where the pool is off, or this process cannot fork
-    (its spawns go through the forkserver, whose pool fills on use)."""
+    pool is full, or adaptive and still dormant (``_sizing``: it warms from
+    the process's second spawn on) unless ``awaken`` wakes it now (for
+    benchmarks that measure a full pool). A no-op where the pool is off, or
+    this process cannot fork (its spawns go through the forkserver, whose
+    pool fills on use)."""
     size = explicit_size(warm_pool)
     if size == 0 or not can_fork_here():
         return
-    pool = _keeper(entry, size).pool
+    keeper = _keeper(entry, size)
+    if awaken:
+        keeper.awaken()
+    pool = keeper.pool
     if len(pool.member_pids()) < pool.size:
         await trio.to_thread.run_sync(pool.refill)
 

@@ -21,7 +21,9 @@ Sizes follow the process pools' rule (``_sizing``): an explicit
 ``warm_pool`` is kept, else the pool adapts, here to how many actors run at
 once (an interpreter comes back after use: actors spawned one after
 another reuse one); idle interpreters beyond the cap, a shrink or the idle
-timeout are destroyed.
+timeout are destroyed. An adaptive pool warms nothing until the second
+actor is spawned: a program with one actor would otherwise wait at its exit
+for interpreters still importing (one cannot be destroyed mid-import).
 
 A process that holds interpreters cannot fork (``spawn._fork``): while its
 pools keep any, its fork-backend spawns go through the tree's forkserver.
@@ -113,9 +115,26 @@ class InterpreterPool:
         with self._lock:
             return self._lock.wait_for(lambda: self.closed or ready(), timeout) and not self.closed
 
+    @property
+    def dormant(self) -> bool:
+        """Whether the pool is adaptive and no second actor was spawned yet
+        (it warms nothing)."""
+        return self._sizing.dormant
+
+    def warming(self) -> int | None:
+        """The interpreter the keeper is warming now, if any."""
+        with self._lock:
+            return self._warming
+
     def set_size(self, explicit: int | None) -> None:
         with self._lock:
             self._sizing.set_fixed(explicit, time.monotonic())
+            self._lock.notify_all()
+
+    def awaken(self) -> None:
+        """Wake a dormant pool as a second spawn would (``Sizing.awaken``)."""
+        with self._lock:
+            self._sizing.awaken(time.monotonic())
             self._lock.notify_all()
 
     def take(self) -> int | None:

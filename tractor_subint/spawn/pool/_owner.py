@@ -16,8 +16,11 @@ report pipe) from a process that holds no subinterpreter. The pool keeps
 handed out; when the pool closes, it is drained (idle members are killed
 and reaped). A spawn that finds no member forks cold.
 
-The size comes from the spawn request (a nursery's ``warm_pool``), else
-``$TRACTOR_SUBINT_WARM_POOL``, else :data:`DEFAULT_SIZE`; 0 turns it off.
+Under a keeper the size follows ``_sizing``: the spawn request's (a
+nursery's ``warm_pool``), else ``$TRACTOR_SUBINT_WARM_POOL``, else adaptive,
+starting dormant (size 0: nothing warms, the pool stays open) until the
+process's second spawn; 0 asked for turns it off. The forkserver's pool
+takes each request's size (``_sizing.pool_size``).
 """
 from __future__ import annotations
 
@@ -316,10 +319,16 @@ class PoolKeeper:
             self.wake()
 
     def asked(self) -> None:
-        """A spawn asks for a member: count it (an adaptive pool grows to a
-        burst's size)."""
+        """A spawn asks for a member: count it (a dormant pool wakes at the
+        second, an adaptive pool grows to a burst's size)."""
         with self._sizing_lock:
             self.pool.size = self._sizing.asked(time.monotonic())
+
+    def awaken(self) -> None:
+        """Wake a dormant pool as a second spawn would (``Sizing.awaken``)."""
+        with self._sizing_lock:
+            self.pool.size = self._sizing.awaken(time.monotonic())
+        self.wake()
 
     def taken(self) -> None:
         """A member was taken: refill after :data:`REFILL_DELAY`."""

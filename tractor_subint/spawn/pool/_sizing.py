@@ -1,14 +1,18 @@
 """How many members a pool keeps, and for how long.
 
 A size asked for explicitly (a nursery's ``warm_pool=N``, or
-``$TRACTOR_SUBINT_WARM_POOL``) is kept as asked. Without one the pool
-adapts to demand: it starts at :data:`DEFAULT_SIZE`, grows to the number
-of spawns that asked it for a member within :data:`BURST_WINDOW` (a burst
-of 8 spawns makes it 8, up to the cap), and halves every
-:data:`SHRINK_AFTER` seconds without a spawn (never below the start).
-Either way a pool that no spawn asked for :data:`IDLE_TIMEOUT` seconds
-closes itself (its members are killed and reaped); the next spawn that
-wants one starts it again.
+``$TRACTOR_SUBINT_WARM_POOL``) is kept as asked, from the start. Without
+one the pool adapts to demand: it stays dormant (nothing warms) through a
+program's first spawn, so that a program that spawns once never pays for a
+pool (members forked or interpreters importing beside its one cold spawn,
+then killed or waited for at its exit); the second spawn wakes it to
+:data:`DEFAULT_SIZE`, or to the burst's count if bigger. Awake, it grows to
+the number of spawns that asked it for a member within
+:data:`BURST_WINDOW` (a burst of 8 spawns makes it 8, up to the cap), and
+halves every :data:`SHRINK_AFTER` seconds without a spawn (never below
+:data:`DEFAULT_SIZE`). Either way a pool that no spawn asked for
+:data:`IDLE_TIMEOUT` seconds closes itself (its members are killed and
+reaped); the next spawn that wants one starts it again, dormant.
 
 :class:`Sizing` is the rule alone, with the clock passed in, so that tests
 can drive it through any sequence of events without waiting.
@@ -27,7 +31,8 @@ IDLE_ENV_VAR = 'TRACTOR_SUBINT_WARM_POOL_IDLE'
 """Seconds without a spawn after which a pool closes itself."""
 
 DEFAULT_SIZE = 2
-"""Members a pool starts with (each costs one idle actor's memory, ~20 MiB)."""
+"""Members an adaptive pool keeps once awake, and an explicit one's size
+where none is given (each costs one idle actor's memory, ~20 MiB)."""
 DEFAULT_CAP = max(8, 2 * (os.cpu_count() or 1))
 """The most members an adaptive pool keeps: a burst beyond it forks the
 rest cold (and ~20 MiB per idle member is what the cap bounds)."""
@@ -65,8 +70,9 @@ def explicit_size(requested: int | None) -> int | None:
 
 
 def pool_size(requested: int | None) -> int:
-    """The size to start with: :func:`explicit_size`, else :data:`DEFAULT_SIZE`
-    (0: no pool)."""
+    """A fixed size: :func:`explicit_size`, else :data:`DEFAULT_SIZE` (0: no
+    pool). For a pool that does not adapt (the forkserver's, sized by each
+    request); an adaptive pool starts dormant instead (:class:`Sizing`)."""
     size = explicit_size(requested)
     return DEFAULT_SIZE if size is None else size
 
@@ -111,8 +117,13 @@ class Sizing:
 
     def __post_init__(self) -> None:
         self.floor = min(self.floor, self.cap)
-        self.target = self.fixed if self.fixed is not None else self.floor
+        self.dormant = self.fixed is None
+        """Adaptive and not asked twice yet: the target stays 0 (nothing
+        warms, but the pool is open) until a second spawn asks."""
+        self.target = 0 if self.fixed is None else self.fixed
         """Members the pool should have now."""
+        self.spawns = 0
+        """Spawns that asked so far (:meth:`asked` and :meth:`wanted` calls)."""
         self._asked: collections.deque[float] = collections.deque()
         self._last_asked = self.created
         self._last_change = self.created
@@ -121,28 +132,46 @@ class Sizing:
         """A spawn asked the pool for a member (whether it found one or not;
         a member is used up): count it toward the current burst; return the
         new target."""
-        self._last_asked = self._last_change = now
         self._asked.append(now)
         while self._asked[0] < now - self.burst_window:
             self._asked.popleft()
-        if self.fixed is None:
-            self.target = min(self.cap, max(self.target, len(self._asked)))
-        return self.target
+        return self._demand(len(self._asked), now)
 
     def wanted(self, count: int, now: float) -> int:
-        """``count`` are wanted at once now (for a pool whose members come
-        back after use, where demand is concurrency, not rate); return the
-        new target."""
+        """A spawn asked, and ``count`` are wanted at once now (for a pool
+        whose members come back after use, where demand is concurrency, not
+        rate); return the new target."""
+        return self._demand(count, now)
+
+    def _demand(self, count: int, now: float) -> int:
         self._last_asked = self._last_change = now
+        self.spawns += 1
         if self.fixed is None:
+            if self.dormant:
+                if self.spawns < 2:
+                    return self.target  # a program's first spawn: warm nothing for it
+                self.dormant = False
+                self.target = self.floor
             self.target = min(self.cap, max(self.target, count))
         return self.target
 
+    def awaken(self, now: float) -> int:
+        """Wake a dormant pool as a second spawn would, without counting a
+        spawn (for benchmarks and checks that measure a full pool); return
+        the new target."""
+        self._last_asked = self._last_change = now
+        if self.dormant:
+            self.dormant = False
+            self.target = max(self.target, self.floor)
+        return self.target
+
     def set_fixed(self, size: int | None, now: float) -> None:
-        """A new explicit size (None: adapt from the current target). Asking
-        for a size counts as use: the idle clock starts again."""
+        """A new explicit size (None: adapt from the current target; a
+        dormant pool stays dormant). Asking for a size counts as use: the
+        idle clock starts again."""
         self.fixed = size
         if size is not None:
+            self.dormant = False
             self.target = size
         self._last_asked = self._last_change = now
 
