@@ -342,8 +342,10 @@ async def open_nursery(
     ``start_method`` picks the spawn backend for this nursery's children
     (default: :func:`current_start_method`). ``warm_pool`` sizes the warm
     pool of backends that keep one (``subint_forkserver``: children forked
-    and warmed ahead of time; default ``$TRACTOR_SUBINT_WARM_POOL``, else 2;
-    0 turns it off). ``max_frame`` is the largest message, encoded, that a
+    and warmed ahead of time; ``subint``: interpreters): a size, warm from
+    the opening; default ``$TRACTOR_SUBINT_WARM_POOL``, else adaptive (it
+    warms from the process's second spawn on, then follows demand); 0 turns
+    it off. ``max_frame`` is the largest message, encoded, that a
     channel between this nursery and its children carries, in bytes (default
     :data:`~tractor_subint.runtime._channel.MAX_FRAME`, 64 MiB; at most
     2**32 - 1): a call, a result or a stream item larger than that fails,
