@@ -67,10 +67,18 @@ _UNREACHABLE_TEXT = (
 )
 
 
+# KI-protected, both: trio's Nursery.start_soon and Event.wait are not, and a
+# Ctrl-C landing inside either (a task half-registered, or a finished task
+# still listed as an Event's waiter) ends trio.run with TrioInternalError.
+# The root's kill ladder runs here exactly when Ctrl-C comes; protected, it
+# gets the interrupt at its next checkpoint instead
+# (ai/conc-anal/ctrl_c_trio_internal_error_on_3_14.md).
+@trio.lowlevel.enable_ki_protection
 async def _first_of(*waits: Callable[[], Any]) -> None:
     with interrupts_unwrapped():
         async with trio.open_nursery() as nursery:
             for wait in waits:
+                @trio.lowlevel.enable_ki_protection
                 async def run(wait: Callable[[], Any] = wait) -> None:
                     await wait()
                     nursery.cancel_scope.cancel()
