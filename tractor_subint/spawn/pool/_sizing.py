@@ -147,11 +147,9 @@ class Sizing:
         self._last_asked = self._last_change = now
         self.spawns += 1
         if self.fixed is None:
-            if self.dormant:
-                if self.spawns < 2:
-                    return self.target  # a program's first spawn: warm nothing for it
-                self.dormant = False
-                self.target = self.floor
+            if self.dormant and self.spawns < 2:
+                return self.target  # a program's first spawn: warm nothing for it
+            self.awaken(now)
             self.target = min(self.cap, max(self.target, count))
         return self.target
 
