@@ -156,7 +156,7 @@ class InterpreterPool:
         else, or if that fails or the pool is full, tear it down."""
         self.abandon()
         reusable = clean and reuse_enabled() and not self.closed and recycle_subint(interp_id, timeout)
-        if not (reusable and self._give_back(interp_id, used=True)):
+        if not (reusable and self._give_back(interp_id)):
             teardown_subint(interp_id, timeout)
 
     def abandon(self) -> None:
@@ -165,17 +165,13 @@ class InterpreterPool:
         with self._lock:
             self._in_use = max(0, self._in_use - 1)
 
-    def _give_back(self, interp_id: int, *, used: bool) -> bool:
-        """Keep ``interp_id``, ready for an actor (the next one taken if it
-        was ``used``, else after every used one); False if the pool is
-        closed or full (the caller destroys it)."""
+    def _give_back(self, interp_id: int) -> bool:
+        """Keep ``interp_id``, whose actor ended, for the next actor taken;
+        False if the pool is closed or full (the caller destroys it)."""
         with self._lock:
             if self.closed or len(self._idle) >= self._sizing.cap:
                 return False
-            if used:
-                self._idle.append(interp_id)
-            else:
-                self._idle.insert(0, interp_id)
+            self._idle.append(interp_id)
             self._lock.notify_all()
             return True
 
@@ -203,10 +199,7 @@ class InterpreterPool:
                 self._dropping = list(surplus)  # still listed until destroyed
                 self._lock.notify_all()
             for interp_id in surplus:
-                teardown_subint(interp_id)
-                with self._lock:
-                    self._dropping.remove(interp_id)
-                    self._lock.notify_all()
+                self._drop(interp_id)
             if self.closed:
                 return
             if not surplus:
@@ -219,15 +212,36 @@ class InterpreterPool:
             interp_id = new_subint(self.kind)
             with self._lock:
                 self._warming = interp_id
+        warmed = False
         try:
             warm_subint(interp_id, self.sys_path, self.modules, idle=True)
             mark_baseline(interp_id)
+            warmed = True
         finally:
-            with self._lock:
-                self._warming = None
-        if not self._give_back(interp_id, used=False):
-            teardown_subint(interp_id)
+            if not self._settle(interp_id, warmed=warmed):
+                self._drop(interp_id)
+
+    def _settle(self, interp_id: int, *, warmed: bool) -> bool:
+        """The keeper is done warming ``interp_id``: list it as idle, or, if
+        warming failed or the pool is closed or full, as being destroyed
+        (the caller then destroys it with :meth:`_drop`); whether it was kept. One step
+        under the lock, so that :meth:`idle` never misses a live interpreter
+        of the pool."""
         with self._lock:
+            self._warming = None
+            kept = warmed and not self.closed and len(self._idle) < self._sizing.cap
+            if kept:
+                self._idle.insert(0, interp_id)
+            else:
+                self._dropping.append(interp_id)
+            self._lock.notify_all()
+            return kept
+
+    def _drop(self, interp_id: int) -> None:
+        """Destroy ``interp_id``, listed in ``_dropping`` until it is gone."""
+        teardown_subint(interp_id)
+        with self._lock:
+            self._dropping.remove(interp_id)
             self._lock.notify_all()
 
     def close(self) -> None:
@@ -273,7 +287,11 @@ def pooled_interpreters() -> list[int]:
     """The ids of the warm interpreters this interpreter's pools hold idle
     (alive, but no actor's): what an "actor left nothing behind" check
     allows beside the main interpreter."""
-    return [interp_id for pool in local_interpreter_pools() for interp_id in pool.idle()]
+    with _pools_lock:
+        pools = list(_pools.values())
+    # Closed pools too: a pool closed by its idle timeout still destroys its
+    # interpreters on its keeper thread, and they are its until then.
+    return [interp_id for pool in pools for interp_id in pool.idle()]
 
 
 def local_interpreter_pools() -> list[InterpreterPool]:
