@@ -3,6 +3,10 @@
 from the root or from another actor."""
 from __future__ import annotations
 
+import errno
+import socket
+import uuid
+
 import api_targets
 import pytest
 import trio
@@ -126,3 +130,36 @@ async def test_a_transport_actors_here_do_not_speak_is_refused_before_anything_s
             pytest.fail('the root opened')
     with pytest.raises(RuntimeError, match='no actor runtime'):
         ts.current_actor()
+
+
+def test_listen_binds_on_the_calling_thread_and_refuses_a_taken_name(monkeypatch):
+    """An actor's listener is bound without a worker thread (trio's ``bind``
+    would start one for an abstract name, in every freshly forked actor),
+    answers a connection, and a name already taken is an error."""
+    from tractor_subint.runtime._discovery import address_for, listen
+
+    def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError('listen() used a worker thread')
+
+    monkeypatch.setattr(trio.to_thread, 'run_sync', no_thread)
+    uid = ('listening', uuid.uuid4().hex)
+
+    async def main() -> None:
+        with trio.fail_after(10):
+            await check()
+
+    async def check() -> None:
+        listener = await listen(uid)
+        async with listener:
+            client = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            with client:
+                await client.connect(address_for(uid))
+                stream = await listener.accept()
+                await stream.send_all(b'hi')
+                assert await client.recv(2) == b'hi'
+                await stream.aclose()
+            with pytest.raises(OSError) as taken:
+                await listen(uid)
+            assert taken.value.errno == errno.EADDRINUSE
+
+    trio.run(main)

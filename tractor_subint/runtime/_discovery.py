@@ -100,15 +100,24 @@ class UDSAddress:
 
 
 async def listen(uid: Uid) -> trio.SocketListener:
-    """Bind and listen on :func:`address_for` ``uid``."""
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    """Bind and listen on :func:`address_for` ``uid``.
+
+    Bound here, not with trio's ``bind``: trio takes a ``str`` Unix address
+    that starts with NUL for a filesystem path and binds it on a worker
+    thread, which in a freshly forked actor means starting one (a few ms of
+    every spawn, on the way to ``Ready``). An abstract name touches no
+    filesystem: binding it never blocks.
+    """
+    await trio.lowlevel.checkpoint()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        await sock.bind(address_for(uid))
+        sock.setblocking(False)
+        sock.bind(address_for(uid))
         sock.listen(128)
     except BaseException:
         sock.close()
         raise
-    return trio.SocketListener(sock)
+    return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
 
 
 def _codecs_spoken() -> list[str]:
