@@ -2,8 +2,10 @@
 still owns its signals and its lifeline (``spawn/_main_thread_host.py``)."""
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +14,7 @@ import trio
 from _childio import LineReader, socket_reader
 
 from tractor_subint.spawn import PARENT_GONE_EXIT, ProcessHandle, SpawnRequest, get_backend
+from tractor_subint.spawn._main_thread_host import MainThreadHost
 from tractor_subint.spawn.forkserver import spawn_via_forkserver, start_forkserver
 from tractor_subint.testing import trio_parent_test
 
@@ -99,3 +102,37 @@ def test_cpython_s_main_thread_record_is_located_on_the_supported_pythons():
     from tractor_subint.spawn._main_tstate import locate_main_tstate
 
     assert locate_main_tstate() is not None
+
+
+def test_a_keeper_that_runs_late_still_watches_the_lifeline_it_was_given(monkeypatch):
+    """The keeper thread may first run after a short-lived entry closed its
+    socket and the fd number went to another file: what it watches was
+    registered before the entry ran, so it neither fails on the closed fd nor
+    watches the new file; the host ends cleanly once the entry returns."""
+    gate = threading.Event()
+    errors: list[BaseException] = []
+    keep = MainThreadHost._keep_lifeline
+
+    def late_keeper(self: MainThreadHost, *args: object) -> None:
+        gate.wait(10)
+        try:
+            keep(self, *args)  # type: ignore[arg-type]
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    monkeypatch.setattr(MainThreadHost, '_keep_lifeline', late_keeper)
+    ours, theirs = socket.socketpair()
+    lifeline = theirs.fileno()
+    with ours, MainThreadHost(lifeline_fd=lifeline, grace=5.0) as host:
+        theirs.close()  # the entry ends its channel ...
+        reused_r, reused_w = os.pipe()  # ... and the number is taken again
+        try:
+            assert lifeline in (reused_r, reused_w)
+            gate.set()
+        finally:
+            os.close(reused_w)  # a hang-up the keeper must not take for the parent's
+            os.close(reused_r)
+    assert errors == []
+    assert not host.parent_gone
+    assert host.exit_code == 0

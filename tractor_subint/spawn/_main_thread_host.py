@@ -28,10 +28,10 @@ only because the fork repaired CPython's record of the main thread
 """
 from __future__ import annotations
 
+import _thread
 import os
 import select
 import signal
-import threading
 import time
 from collections.abc import Iterable
 from types import FrameType
@@ -69,7 +69,8 @@ class MainThreadHost:
         self._lifeline_fd = lifeline_fd
         self._grace = grace
         self._previous: dict[int, Any] = {}
-        self._keeper: threading.Thread | None = None
+        self._keeper: _thread.LockType | None = None
+        """Held by the keeper thread until it returns."""
 
     def __enter__(self) -> MainThreadHost:
         require_signal_thread('MainThreadHost')
@@ -85,7 +86,7 @@ class MainThreadHost:
     def __exit__(self, *exc_info: object) -> None:
         if self._keeper is not None:
             os.write(self._done_w, b'\0')
-            self._keeper.join()
+            self._keeper.acquire()  # released as the keeper returns
             self._keeper = None
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
@@ -117,27 +118,48 @@ class MainThreadHost:
             pass  # a full pipe already holds a cancellation request
 
     def _start_keeper(self) -> None:
-        # Threads inherit the creating thread's mask: block while starting
-        # the keeper only, so that it never receives these signals.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
-        try:
-            self._keeper = threading.Thread(
-                target=self._keep_lifeline, name='tractor-subint-lifeline', daemon=True,
-            )
-            self._keeper.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-
-    def _keep_lifeline(self) -> None:
         # epoll, not poll: a thread blocked in poll() holds a reference on
         # every file it watches, so an entry that closes its IPC socket would
         # not close it while we watch, and its parent would never see the EOF.
         # An epoll set holds none: the last close ends the socket and leaves
         # the set (and the keeper waits on for the entry to return).
+        # Registered here, before the entry runs: the keeper thread may first
+        # run after the entry has closed its socket (a short-lived actor), and
+        # the fd number may name something else by then.
         poller = select.epoll()
         try:
             poller.register(self._done_r, select.EPOLLIN)
             poller.register(self._lifeline_fd, select.EPOLLRDHUP)
+            self._keeper = self._start_thread(poller)
+        except BaseException:
+            poller.close()
+            raise
+
+    def _start_thread(self, poller: select.epoll) -> _thread.LockType:
+        """Start the keeper on ``poller`` (it closes it); return the lock it
+        holds until it returns.
+
+        A bare thread, not a ``threading.Thread``, whose ``start()`` waits
+        until the new thread has run (two context switches and a GIL
+        hand-over) on every actor's way to ``Ready``; the keeper needs none of
+        threading's bookkeeping. Threads inherit the creating thread's signal
+        mask at creation: block while creating the keeper only, so that it
+        never receives these signals.
+        """
+        exited = _thread.allocate_lock()
+        exited.acquire()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+        try:
+            _thread.start_new_thread(self._keep_lifeline, (poller, exited))
+        except BaseException:
+            exited.release()
+            raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return exited
+
+    def _keep_lifeline(self, poller: select.epoll, exited: _thread.LockType) -> None:
+        try:
             if any(fd == self._done_r for fd, _ in self._poll(poller, -1.0)):
                 return
             self.parent_gone = True
@@ -147,6 +169,7 @@ class MainThreadHost:
                 os._exit(PARENT_GONE_EXIT)
         finally:
             poller.close()
+            exited.release()
 
     def _poll(self, poller: select.epoll, timeout: float) -> list[tuple[int, int]]:
         """``timeout`` seconds (-1: none) for events; the lifeline's only once."""
