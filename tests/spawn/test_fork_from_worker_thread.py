@@ -212,6 +212,36 @@ async def test_prelude_resets_signal_state_inherited_from_trio():
 
 
 @trio_parent_test(timeout=20)
+async def test_prelude_resets_every_python_handler_and_keeps_ignored_signals():
+    # Handlers on the lowest and the highest numbers (a real-time one) reset,
+    # an ignored signal stays ignored (as exec keeps it).
+    handled = (signal.SIGHUP, signal.SIGUSR1, signal.SIGRTMAX)
+    previous = {signum: signal.signal(signum, lambda *_: None) for signum in handled}
+    previous[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    pipe = ChildPipe()
+
+    def child():
+        send_line(pipe.write_fd, json.dumps({
+            int(signum): str(signal.getsignal(signum)) for signum in (*handled, signal.SIGUSR2)
+        }))
+
+    try:
+        pid = await fork_child(child, keep_fds=pipe.keep_fds)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    pipe.parent_side()
+    report = json.loads(await pipe.receive_line())
+    async with ForkedProcess(pid):
+        pass
+    await pipe.aclose()
+    default, ignored = str(signal.SIG_DFL), str(signal.SIG_IGN)
+    assert report == {
+        **{str(int(signum)): default for signum in handled}, str(int(signal.SIGUSR2)): ignored,
+    }
+
+
+@trio_parent_test(timeout=20)
 async def test_stdio_devnull_policy(tmp_path):
     pipe = ChildPipe()
 
