@@ -188,26 +188,36 @@ async def test_child_never_reuses_a_number_an_inherited_object_holds():
     assert received == b''
 
 
+async def json_from_child(report, **fork_kwargs):
+    """Fork a child that sends ``report()`` as one JSON line; reap it; the
+    value."""
+    pipe = ChildPipe()
+    pid = await fork_child(
+        lambda: send_line(pipe.write_fd, json.dumps(report())), keep_fds=pipe.keep_fds,
+        **fork_kwargs,
+    )
+    pipe.parent_side()
+    value = json.loads(await pipe.receive_line())
+    async with ForkedProcess(pid):
+        pass
+    await pipe.aclose()
+    return value
+
+
 @trio_parent_test(timeout=20)
 async def test_prelude_resets_signal_state_inherited_from_trio():
     # trio.run has installed its SIGINT handler and a wakeup fd in this
     # process; the child must not inherit either.
     assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    pipe = ChildPipe()
 
     def child():
-        send_line(pipe.write_fd, json.dumps({
+        return {
             'sigint_default': signal.getsignal(signal.SIGINT) is signal.default_int_handler,
             'wakeup_fd': signal.set_wakeup_fd(-1),
             'blocked': sorted(signal.pthread_sigmask(signal.SIG_BLOCK, ())),
-        }))
+        }
 
-    pid = await fork_child(child, keep_fds=pipe.keep_fds)
-    pipe.parent_side()
-    report = json.loads(await pipe.receive_line())
-    async with ForkedProcess(pid):
-        pass
-    await pipe.aclose()
+    report = await json_from_child(child)
     assert report == {'sigint_default': True, 'wakeup_fd': -1, 'blocked': []}
 
 
@@ -218,23 +228,15 @@ async def test_prelude_resets_every_python_handler_and_keeps_ignored_signals():
     handled = (signal.SIGHUP, signal.SIGUSR1, signal.SIGRTMAX)
     previous = {signum: signal.signal(signum, lambda *_: None) for signum in handled}
     previous[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    pipe = ChildPipe()
 
     def child():
-        send_line(pipe.write_fd, json.dumps({
-            int(signum): str(signal.getsignal(signum)) for signum in (*handled, signal.SIGUSR2)
-        }))
+        return {int(signum): str(signal.getsignal(signum)) for signum in (*handled, signal.SIGUSR2)}
 
     try:
-        pid = await fork_child(child, keep_fds=pipe.keep_fds)
+        report = await json_from_child(child)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    pipe.parent_side()
-    report = json.loads(await pipe.receive_line())
-    async with ForkedProcess(pid):
-        pass
-    await pipe.aclose()
     default, ignored = str(signal.SIG_DFL), str(signal.SIG_IGN)
     assert report == {
         **{str(int(signum)): default for signum in handled}, str(int(signal.SIGUSR2)): ignored,
@@ -242,20 +244,28 @@ async def test_prelude_resets_every_python_handler_and_keeps_ignored_signals():
 
 
 @trio_parent_test(timeout=20)
-async def test_stdio_devnull_policy(tmp_path):
-    pipe = ChildPipe()
+async def test_a_child_names_its_process_in_15_bytes_without_half_a_character():
+    from tractor_subint.spawn import name_this_process
+
 
     def child():
-        send_line(pipe.write_fd, json.dumps(
-            [os.readlink(f'/proc/self/fd/{fd}') for fd in (0, 1, 2)]
-        ))
+        names = []
+        for name in ('ts:short', 'ts:' + 'é' * 10):
+            name_this_process(name)
+            with open('/proc/self/comm', 'rb') as comm:
+                names.append(comm.read().rstrip(b'\n').decode())
+        return names
 
-    pid = await fork_child(child, keep_fds=pipe.keep_fds, stdio='devnull')
-    pipe.parent_side()
-    targets = json.loads(await pipe.receive_line())
-    async with ForkedProcess(pid):
-        pass
-    await pipe.aclose()
+    names = await json_from_child(child)
+    # 'ts:' and six 2-byte characters make 15 bytes; the seventh does not fit.
+    assert names == ['ts:short', 'ts:' + 'é' * 6]
+
+
+@trio_parent_test(timeout=20)
+async def test_stdio_devnull_policy(tmp_path):
+    targets = await json_from_child(
+        lambda: [os.readlink(f'/proc/self/fd/{fd}') for fd in (0, 1, 2)], stdio='devnull',
+    )
     assert targets == ['/dev/null'] * 3
 
 

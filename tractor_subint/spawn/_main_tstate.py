@@ -30,6 +30,9 @@ _SEARCHED_WORDS = 1024
 _offset: int | None = None
 """Word index of ``_PyRuntime.main_tstate``, once located."""
 
+_located: tuple[Any, Any] | None = None
+"""The searched words of ``_PyRuntime`` and ``ctypes.pythonapi``, once located."""
+
 
 def _api() -> Any:
     import ctypes
@@ -50,25 +53,27 @@ def locate_main_tstate() -> int | None:
     """Where ``_PyRuntime.main_tstate`` is (a word index), if it can be
     told for sure. Searches on the main thread of the main interpreter
     only (elsewhere, returns what an earlier search found)."""
-    global _offset
+    global _offset, _located
     if (_offset is not None or threading.current_thread() is not threading.main_thread()
             or _interpreters.get_current() != _interpreters.get_main()):
         return _offset
-    words = _runtime_words()
-    tstate, ident = _api().PyThreadState_Get(), threading.get_ident()
+    words, api = _runtime_words(), _api()
+    tstate, ident = api.PyThreadState_Get(), threading.get_ident()
     found = [i for i in range(1, _SEARCHED_WORDS) if words[i] == tstate and words[i - 1] == ident]
     if len(found) == 1:
-        _offset = found[0]
+        _offset, _located = found[0], (words, api)
     return _offset
 
 
 def adopt_main_tstate() -> bool:
     """In a child just forked from a non-main thread (its only thread):
     make CPython flag signals on this thread's state. True if it did."""
-    if _offset is None:
+    if _offset is None or _located is None:
         return False
-    words = _runtime_words()
+    # The search's view and API, inherited: a fork keeps every address, and
+    # a child that made them again would pay for it on its way to its actor.
+    words, api = _located
     if words[_offset - 1] != threading.get_ident():
         return False  # not the layout we located: change nothing
-    words[_offset] = _api().PyThreadState_Get()
+    words[_offset] = api.PyThreadState_Get()
     return True
