@@ -13,6 +13,7 @@ from _rt_helpers import not_reaped, reap_zombies
 
 import tractor_subint as ts
 from tractor_subint.runtime._msgs import CALL_TAG, Failed
+from tractor_subint.runtime._testhooks import HOOKS_ENV
 from tractor_subint.testing import descendants, trio_parent_test
 
 MODULES = ['actor_targets', 'hostile_targets']
@@ -49,6 +50,25 @@ async def test_a_base_exception_fails_its_call_by_name_and_ends_the_actor(
     if ended.value.returncode != 3:
         assert ended.value.root_cause is not None and named in ended.value.root_cause
     assert '+---' not in str(ended.value)
+    assert not_reaped([portal.pid]) == []
+
+
+@trio_parent_test(timeout=20)
+async def test_an_actor_slow_to_exit_after_its_channel_closed_is_not_called_unreachable(
+    start_method, monkeypatch,
+):
+    """The parent judges a child whose channel ended "unreachable" if it has
+    not exited within a grace; a SystemExit actor that is merely slow to exit
+    (a loaded machine; here forced by a grace of 0) still ended on its own:
+    its exit is named as such, with its code, not as the kill ladder's."""
+    monkeypatch.setenv(HOOKS_ENV, 'parent_unreachable_grace=0')
+    with pytest.raises(ts.ActorFailure) as ended:
+        async with ts.open_nursery() as an:
+            portal = await an.start_actor('x', enable_modules=MODULES)
+            with trio.fail_after(5), pytest.raises(ts.RemoteActorError):
+                await portal.run(hostile_targets.exit_with, code=3)
+    assert str(ended.value).startswith("actor 'x' exited unexpectedly: "), ended.value
+    assert 'kept running' not in str(ended.value)
     assert not_reaped([portal.pid]) == []
 
 

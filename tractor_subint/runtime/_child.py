@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from .._exceptions import ProtocolError
 from ..log import get_logger
 from ..spawn import ChildExitStatus, ProcessHandle
 from ..spawn._unended import exit_grace
+from . import _testhooks
 from ._bootspec import Uid
 from ._calls import Calls
 from ._channel import Channel
@@ -131,6 +133,8 @@ class ChildActor:
         self.unreachable = False
         """Whether its channel ended while it kept running (user code closed
         the socket), so that the kill ladder had to end it."""
+        self._forced: set[int] = set()
+        """The signals the kill ladder sent it (SIGTERM, SIGKILL)."""
         self._run_call: PendingCall | None = None
         self._on_failure = on_failure
         self._cancel_ack = trio.Event()
@@ -161,7 +165,7 @@ class ChildActor:
     def gone_reason(self) -> str:
         if self.protocol_error is not None:
             return self.protocol_failure_text()
-        if self.unreachable:
+        if self._ended_unreachable():
             return f'{_UNREACHABLE_TEXT} while a call was pending'
         return 'went away while a call was pending'
 
@@ -219,11 +223,35 @@ class ChildActor:
             return ActorFailure(self.name, self.abandoned, None, stop_requested=True)
         if self.protocol_error is not None:
             return ActorFailure(self.name, self.protocol_failure_text(), self.exit_status)
-        if self.unreachable:
+        if self._ended_unreachable():
             return ActorFailure(self.name, _UNREACHABLE_TEXT, self.exit_status)
+        if self.unreachable:
+            # Judged unreachable (no exit within the grace after its EOF), yet
+            # it ended on its own before the ladder's signals did: only slow.
+            return ActorFailure(self.name, 'exited unexpectedly', self.exit_status)
         if self.cancel_requested or self._result is not None:
             return None
         return ActorFailure(self.name, 'exited unexpectedly', self.exit_status)
+
+    def _ended_unreachable(self) -> bool:
+        """Whether the kill ladder ended a child that kept running after its
+        channel closed: judged unreachable, and its exit is one of the
+        ladder's signals (a death by it, or a host's ``128 + signum``), not
+        an exit of its own that merely came late (a loaded machine)."""
+        if not self.unreachable:
+            return False
+        status = self.exit_status
+        if status is None:
+            return True
+        by_signal = -status.returncode if status.returncode < 0 else status.returncode - 128
+        return by_signal in self._forced
+
+    def _force(self, sig: signal.Signals) -> None:
+        self._forced.add(int(sig))
+        if sig == signal.SIGTERM:
+            self.process.terminate()
+        else:
+            self.process.kill()
 
     def protocol_failure_text(self) -> str:
         return f'was killed: it sent what the protocol does not allow ({self.protocol_error})'
@@ -266,7 +294,7 @@ class ChildActor:
         nothing can reach the child any more: end it with the kill ladder."""
         await self.calls.closed.wait()
         if not self._exited.is_set() and not self.cancel_requested:
-            with trio.move_on_after(UNREACHABLE_GRACE):
+            with trio.move_on_after(_testhooks.seconds('parent_unreachable_grace', UNREACHABLE_GRACE)):
                 await self._exited.wait()
         if self._exited.is_set() or self.cancel_requested:
             return
@@ -362,7 +390,7 @@ class ChildActor:
                 await self._exited.wait()
         if not self._exited.is_set():
             log.info('%s did not exit after a graceful cancel: SIGTERM', self.name)
-            self.process.terminate()
+            self._force(signal.SIGTERM)
             with trio.move_on_after(TERMINATE_TIMEOUT):
                 await self._exited.wait()
         if not self._exited.is_set():
@@ -372,8 +400,8 @@ class ChildActor:
                     'nothing ends a blocking call: waiting %g s more for it', self.name,
                     exit_grace(),
                 )
-                self.process.kill()
+                self._force(signal.SIGKILL)
                 await self._give_up_unless_exited()
             else:
                 log.warning('%s did not exit after SIGTERM: SIGKILL', self.name)
-                self.process.kill()
+                self._force(signal.SIGKILL)

@@ -6,6 +6,9 @@
   child was started before it starts waiting for the child's hello (forces
   the late-listener interleaving: the child is ready first).
 - ``child_before_ready=SECONDS``: the child waits before saying hello.
+- ``parent_unreachable_grace=SECONDS``: how long the parent gives a child
+  whose channel ended to exit on its own before it judges it unreachable and
+  ends it (``0``: at once, as a loaded machine's slow exit looks).
 - ``child_exit_before_ready=CODE``: the child exits with ``CODE`` instead of
   saying hello (a child that dies before connecting; also an upstream
   tractor child of ``tractor_subint.upstream``, before it dials back).
@@ -25,13 +28,13 @@ import trio
 
 from ..spawn._hooks import HOOKS_ENV, hooks
 
-__all__ = ['HOOKS_ENV', 'delay', 'enabled', 'exit_code']
+__all__ = ['HOOKS_ENV', 'delay', 'enabled', 'exit_code', 'seconds']
 
 
 async def delay(point: str) -> None:
-    seconds = hooks().get(point)
-    if seconds:
-        await trio.sleep(float(seconds))
+    value = hooks().get(point)
+    if value:
+        await trio.sleep(float(value))
 
 
 def enabled(point: str) -> bool:
@@ -41,3 +44,9 @@ def enabled(point: str) -> bool:
 def exit_code(point: str) -> int | None:
     code = hooks().get(point)
     return int(code) if code else None
+
+
+def seconds(point: str, default: float) -> float:
+    """The hook's number of seconds, else ``default``."""
+    value = hooks().get(point)
+    return float(value) if value else default
