@@ -110,3 +110,34 @@ async def test_plain_function_calls_keep_what_a_task_of_their_own_gave_them(star
         assert [await p.result() for p in pending] == [i + 1000 for i in range(200)]
         await portal.cancel_actor()
     assert not_reaped([portal.pid]) == []
+
+
+class _UnhashableCallable:
+    __eq__ = object.__eq__  # without __hash__: unhashable
+
+    def __call__(self) -> int:
+        return 1
+
+
+def test_what_answers_inline_is_remembered_per_function_and_unhashable_targets_are_asked_afresh():
+    """The actor's message loop answers a call itself only when its target
+    returns its result directly; the answer is remembered per function (the
+    loop asks for every call), and a target that cannot be remembered is
+    still classified."""
+    from tractor_subint.runtime import _targets
+
+    async def coroutine_function() -> None: ...
+
+    async def async_generator_function():  # type: ignore[no-untyped-def]
+        yield
+
+    def plain() -> None: ...
+
+    _targets._returns_directly.cache_clear()
+    targets = (plain, coroutine_function, async_generator_function)
+    assert [_targets.returns_directly(fn) for fn in targets] == [True, False, False]
+    assert _targets.returns_directly(plain) is True
+    assert _targets._returns_directly.cache_info().hits == 1
+    assert _targets.returns_directly(_UnhashableCallable()) is True
+    _targets._forget_the_last_actor()
+    assert _targets._returns_directly.cache_info().currsize == 0

@@ -119,21 +119,25 @@ class Portal:
         raised here as :class:`RemoteActorError`.
         """
         self._check_loop()
-        pending = await self.submit(fn, **kwargs)
+        pending = await self._submit(fn, kwargs)
         return await pending.result()
 
     async def submit(self, fn: Callable[..., object], **kwargs: Any) -> PendingCall:
         """Send the call ``fn(**kwargs)`` to the actor now; collect its result
         later with ``await pending.result()`` (as :meth:`run` would return it)."""
         self._check_loop()
+        return await self._submit(fn, kwargs)
+
+    async def _submit(self, fn: Callable[..., object], kwargs: dict[str, Any]) -> PendingCall:
         ref = call_ref(fn, stream=False)
-        cid, replies = self._calls.open(label='.'.join(ref))
+        label = '.'.join(ref)
+        cid, replies = self._calls.open(label=label)
         try:
             await self._send_call(Call(cid, *ref, kwargs, False))
         except BaseException:
             self._calls.forget(cid)
             raise
-        return PendingCall(self, cid, replies, result_hint(fn), '.'.join(ref))
+        return PendingCall(self, cid, replies, result_hint(fn), label)
 
     async def wait_for_result(self) -> Any:
         """The result of the function given to ``run_in_actor`` (raising its

@@ -40,7 +40,7 @@ from ._msgs import (
 )
 from ._payloads import convert_kwargs
 from ._streaming import SendCredit
-from ._targets import check_resolved, check_target, resolve
+from ._targets import check_resolved, check_target, resolve, returns_directly
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 log = get_logger('runtime')
 
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+_NEVER_AWAITABLE = frozenset({type(None), bool, int, float, str, bytes, list, tuple, dict})
+"""Result types :func:`inspect.isawaitable` need not be asked about (it
+costs as much as the rest of an inline answer's own work)."""
 
 CONTEXT_STOP_NOTICE = 0.2
 """Seconds a context task of a stopping actor spends telling its caller."""
@@ -171,9 +175,7 @@ class ChannelServer:
             fn = resolve(self.actor.spec, msg.module, msg.qualname)
         except Exception:
             return None
-        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
-            return None
-        return fn
+        return fn if returns_directly(fn) else None
 
     async def _answer_inline(self, msg: Call, tasks: trio.Nursery) -> bool:
         """Answer a call of a plain function here, in the message loop: it
@@ -194,7 +196,7 @@ class ChannelServer:
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...: as in a task
             await self._end_actor_by(msg, exc)
             return True
-        if inspect.isawaitable(result):
+        if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
             tasks.start_soon(self._await_result, msg, result, name=f'rpc:{msg.qualname}')
             return True
         try:

@@ -70,11 +70,27 @@ def _checked_ref(fn: Callable[..., object], stream: bool) -> tuple[str, str]:
     return func_ref(fn)
 
 
+def returns_directly(fn: Callable[..., object]) -> bool:
+    """Whether ``fn`` is neither an async function nor an async generator
+    function: calling it gives its result (or an awaitable a wrapper made).
+    Remembered per function: an actor asks for every call it answers."""
+    try:
+        return _returns_directly(fn)
+    except TypeError:  # unhashable: asked afresh
+        return not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn))
+
+
+@functools.lru_cache(maxsize=1024)
+def _returns_directly(fn: Callable[..., object]) -> bool:
+    return not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn))
+
+
 @forget_on_recycle
 def _forget_the_last_actor() -> None:
     # The next actor in this (recycled) interpreter must not keep the last
     # one's functions, nor their modules, alive.
     _checked_ref.cache_clear()
+    _returns_directly.cache_clear()
 
 
 def _hashable(value: object) -> bool:
