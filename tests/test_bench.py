@@ -129,7 +129,7 @@ def test_the_json_holds_every_sample_the_environment_and_the_versions(quick_run)
         'first', 'e2e', 'rtt_us', 'ctx_us', 'stream_rtt_us', 'stream_items_s', 'par8_answered', 'cpu1',
         'cpu2',
     }
-    units = ('ms', 'us', 'MiB', 'items/s')
+    units = ('ms', 'us', 'MiB', 'items/s', '%')
     assert all(meta['unit'] in units and meta['doc'] for meta in data['columns'].values())
     shown = _table(done.stdout, 'first |')
     for item in data['items']:

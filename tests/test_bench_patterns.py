@@ -149,6 +149,7 @@ async def test_the_socket_floor_times_its_first_answer_and_then_its_round_trips(
     sample = await SocketFloor('floor: fork + trio + socket').first()
     assert sample.first is not None and sample.first > 0
     assert sample.rtt_us is not None and 0 < sample.rtt_us < sample.first * 1000
+    assert sample.rtt_slept is not None and 0 <= sample.rtt_slept <= 100
     assert _ours() <= already  # the child saw its socket close, ended, and was reaped
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -54,6 +55,9 @@ class Sample:
     """A parallel batch: the parent loop's longest gap until every child answered."""
     rtt_us: float | None = None
     """Median RPC round trip on a live actor, microseconds."""
+    rtt_slept: float | None = None
+    """Of those round trips, the share (%) in which the parent's thread slept
+    waiting for the answer (:func:`_sleeps`)."""
     ctx_us: float | None = None
     """Median context round trip (open, started, result) on a live actor, microseconds."""
     stream_rtt_us: float | None = None
@@ -78,6 +82,20 @@ class Sample:
     """The process's RSS growth (MiB) over a tree's sequential actors."""
     tree_cycle: float | None = None
     """Median spawn -> RPC -> cancel cycle of that tree."""
+
+
+def _sleeps() -> int:
+    """How often this thread has gone to sleep (its voluntary context
+    switches). A round trip in which it did not sleep was answered while it
+    still ran: the child ran on this CPU, which it took over at the request;
+    one in which it slept was answered from another CPU, which had to be
+    woken (why a round trip here is ~70 or ~140 us:
+    ai/conc-anal/rpc_round_trip_placement.md)."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+
+
+def _slept_share(before: int, trips: int) -> float:
+    return min(100.0, (_sleeps() - before) * 100 / trips)
 
 
 async def _context_trips(portal: Portal) -> tuple[float, float]:
@@ -226,16 +244,18 @@ class BackendItem(Item):
         assert await portal.run(echo, x=1) == 1
         first = _ms(started)
         trips = []
+        slept = _sleeps()
         for i in range(RTT_CALLS):
             sent = time.perf_counter()
             assert await portal.run(echo, x=i) == i
             trips.append(time.perf_counter() - sent)
+        rtt_slept = _slept_share(slept, RTT_CALLS)
         ctx_us, stream_rtt_us = await _context_trips(portal)
         stream_items_s = await _stream_rate(portal)
         cancelling = time.perf_counter()
         await portal.cancel_actor()
         return Sample(
-            first=first, cancel=_ms(cancelling), rtt_us=statistics.median(trips) * 1e6,
+            first=first, cancel=_ms(cancelling), rtt_us=statistics.median(trips) * 1e6, rtt_slept=rtt_slept,
             ctx_us=ctx_us, stream_rtt_us=stream_rtt_us, stream_items_s=stream_items_s,
         )
 
@@ -508,10 +528,11 @@ class SocketFloor(ForkReference):
             pid, ready_r, hold_w = self._fork(work=partial(_answer_once, fd), keep=(fd,))
         return pid, ready_r, hold_w, mine
 
-    async def _ask(self, trips: int) -> tuple[int, int, float, list[float]]:
+    async def _ask(self, trips: int) -> tuple[int, int, float, list[float], float]:
         """Fork and ask once, then time ``trips`` more round trips on the same
         socket pair: the pid, the hold pipe, when the first answer came
-        (``perf_counter``), and each trip's seconds."""
+        (``perf_counter``), each trip's seconds, and the share of the trips
+        in which this thread slept (:func:`_sleeps`; 0 without trips)."""
         pid, ready_r, hold_w, mine = await trio.to_thread.run_sync(self._fork_answering)
         os.close(ready_r)  # the reply is the signal here
         sock = trio.socket.from_stdlib_socket(mine)
@@ -520,22 +541,26 @@ class SocketFloor(ForkReference):
             await sock.send(b'?')
             assert await sock.recv(1) == b'!'
             answered = time.perf_counter()
+            slept = _sleeps()
             for _ in range(trips):
                 sent = time.perf_counter()
                 await sock.send(b'?')
                 assert await sock.recv(1) == b'!'
                 times.append(time.perf_counter() - sent)
-        return pid, hold_w, answered, times
+            slept_share = _slept_share(slept, trips) if trips else 0.0
+        return pid, hold_w, answered, times, slept_share
 
     async def _spawn(self) -> tuple[int, int]:
-        pid, hold_w, _answered, _trips = await self._ask(0)
+        pid, hold_w, _answered, _trips, _slept = await self._ask(0)
         return pid, hold_w
 
     async def first(self) -> Sample:
         started = time.perf_counter()
-        pid, hold_w, answered, trips = await self._ask(RTT_CALLS)
+        pid, hold_w, answered, trips, slept = await self._ask(RTT_CALLS)
         await self._release(pid, hold_w)
-        return Sample(first=(answered - started) * 1000, rtt_us=statistics.median(trips) * 1e6)
+        return Sample(
+            first=(answered - started) * 1000, rtt_us=statistics.median(trips) * 1e6, rtt_slept=slept,
+        )
 
 
 def _answer_once(fd: int) -> None:

@@ -57,8 +57,9 @@ def _stall_ms(meter: StallMeter) -> float:
 async def _first(item: Item, meter: StallMeter) -> Values:
     sample = await item.first()
     values: Values = {
-        'first': sample.first, 'rtt_us': sample.rtt_us, 'ctx_us': sample.ctx_us,
-        'stream_rtt_us': sample.stream_rtt_us, 'stream_items_s': sample.stream_items_s,
+        'first': sample.first, 'rtt_us': sample.rtt_us, 'rtt_slept': sample.rtt_slept,
+        'ctx_us': sample.ctx_us, 'stream_rtt_us': sample.stream_rtt_us,
+        'stream_items_s': sample.stream_items_s,
         'cancel': sample.cancel, 'stall': _stall_ms(meter),
     }
     if is_pooled(item) and isinstance(item, BackendItem):
@@ -87,6 +88,10 @@ FIRST = Measure('first', (
                           '(references: fork -> first byte)'),
     Column('rtt_us', 'us', 'one RPC round trip on the live actor (median of 20 after the first; the socket '
                            "floor: one byte's round trip on its raw socket pair, trio on both sides)"),
+    Column('rtt_slept', '%', "of those round trips, the share in which the parent's thread slept waiting "
+                            'for the answer: ~100, the actor ran on the other CPU, which each request had '
+                            "to wake; ~0, on the parent's own (why rtt_us is ~70 or ~140 us on this "
+                            'machine: ai/conc-anal/rpc_round_trip_placement.md)'),
     Column('ctx_us', 'us', 'one context on the live actor: open_context() entered with its started() '
                            'value, left with its result (median of 20)'),
     Column('stream_rtt_us', 'us', "one item's round trip on a context's two-way stream (median of 20)"),
