@@ -17,6 +17,7 @@ from _childio import ChildPipe, fork_child, send_line
 
 from tractor_subint.runtime._channel import Channel
 from tractor_subint.runtime._codec import get_codec
+from tractor_subint.spawn._forked_process import fork_process
 from tractor_subint.spawn._subint_forkserver import (
     ChildExit,
     ForkedProcess,
@@ -25,6 +26,7 @@ from tractor_subint.spawn._subint_forkserver import (
     run_subint_in_worker_thread,
     wait_child,
 )
+from tractor_subint.spawn.backends._forked import on_forker
 from tractor_subint.testing import trio_parent_test
 
 
@@ -52,6 +54,26 @@ async def test_fork_while_trio_runs_child_thread_is_main():
     assert report == {
         'is_main': True, 'name': 'test-forker', 'threads': 1, 'gettid_is_pid': True,
     }
+
+
+@trio_parent_test(timeout=30)
+async def test_forks_from_trio_start_no_thread_once_the_forker_runs():
+    # A thread's start makes its starter wait for the GIL, which forks hold:
+    # spawns at once must not start a trio worker and a forking thread each.
+    first = await on_forker(fork_process)  # starts the forker if none runs yet
+    assert await first.wait() == 0
+    before = set(threading.enumerate())
+    procs: list[ForkedProcess] = []
+
+    async def fork_one() -> None:
+        procs.append(await on_forker(fork_process))
+
+    async with trio.open_nursery() as tn:
+        for _ in range(4):
+            tn.start_soon(fork_one)
+    assert [await proc.wait() for proc in procs] == [0, 0, 0, 0]
+    assert set(threading.enumerate()) == before
+    assert [t.name for t in before if t.name == 'tractor-subint-forker'] == ['tractor-subint-forker']
 
 
 def _raise_boom():

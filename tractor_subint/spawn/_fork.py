@@ -11,16 +11,23 @@ The measured rules (``ai/conc-anal/``) that shape this module:
   (``_main_tstate``: also for CPython's signal handling).
 
 So :func:`fork_from_worker_thread` refuses the first two cases with a
-:class:`RuntimeError` and forks the third from a fresh thread that has never
-entered a subinterpreter.
+:class:`RuntimeError` and forks the third from this process's forker: one
+long-lived main-interpreter thread that only ever forks (:class:`Forker`),
+so that it never entered a subinterpreter. One thread for every fork, not a
+fresh one per fork: a thread's start makes its starter wait until the new
+thread holds the GIL, which other threads' forks hold; in a burst of 8
+spawns, the spawner's event loop stalled there (2 cores, 3.13), each spawn
+starting a trio worker thread and that worker a forking thread.
 """
 from __future__ import annotations
 
 import _interpreters
 import gc
 import os
+import queue
 import re
 import threading
+import traceback
 import warnings
 from collections.abc import Callable, Iterable
 from typing import NoReturn
@@ -141,6 +148,67 @@ def fork_quietly() -> int:
         return os.fork()
 
 
+class Forker:
+    """This process's forking thread: it runs each job handed to it
+    (:meth:`submit`), one at a time, and nothing else. Started on first use
+    (from the main interpreter: a thread runs in the interpreter that starts
+    it); a forked child starts with none (its copy of the thread is its
+    main thread)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def on_forker(self) -> bool:
+        """Whether the calling thread is the forker."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the forker soon (it must not raise); returns at
+        once, without waiting for a thread to start."""
+        refuse_unsafe_fork()  # never start the forker inside a subinterpreter
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name='tractor-subint-forker', daemon=True)
+                self._thread.start()
+        self._jobs.put(job)
+
+    def call(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the forker and wait until it has run."""
+        if self.on_forker():
+            job()
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                job()
+            finally:
+                done.set()
+
+        self.submit(run)
+        done.wait()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except BaseException:  # a job's bug must not leave every later fork waiting
+                traceback.print_exc()
+
+    def _forget_after_fork(self) -> None:
+        self._jobs = queue.SimpleQueue()
+        self._thread = None
+        self._lock = threading.Lock()
+
+
+FORKER = Forker()
+"""The one that forks this process's children."""
+os.register_at_fork(after_in_child=FORKER._forget_after_fork)
+
+
 def fork_with_report(
     child_target: Callable[[], object] | None,
     *,
@@ -150,7 +218,8 @@ def fork_with_report(
 ) -> tuple[int, int]:
     """:func:`fork_from_worker_thread`, returning ``(pid, report_fd)``: the
     caller owns the read end of the child's exception report pipe (see
-    :func:`~tractor_subint.spawn._child_report.read_report`)."""
+    :func:`~tractor_subint.spawn._child_report.read_report`). Blocking: it
+    waits for :data:`FORKER` (or forks, called on it)."""
     refuse_unsafe_fork()
     locate_main_tstate()
     keep = frozenset(keep_fds)
@@ -170,12 +239,11 @@ def fork_with_report(
             return
         if pid == 0:
             adopt_main_tstate()  # this thread is the child's main thread: signals too
+            threading.current_thread().name = thread_name
             _child_main(child_target, report_w, keep, resolved_stdio)
         outcome['pid'] = pid
 
-    forker = threading.Thread(target=fork_here, name=thread_name)
-    forker.start()
-    forker.join()
+    FORKER.call(fork_here)
     os.close(report_w)
     error = outcome.get('error')
     if isinstance(error, BaseException):
@@ -193,11 +261,12 @@ def fork_from_worker_thread(
     keep_fds: Iterable[int] = (),
     stdio: StdioPolicy | None = None,
 ) -> int:
-    """Fork from a fresh main-interpreter thread; return the child's pid.
+    """Fork from this process's forker thread (a main-interpreter thread that
+    only ever forks); return the child's pid.
 
     Blocking: call it from trio through ``trio.to_thread.run_sync``.
 
-    In the child, the forking thread (named ``thread_name``) is the only
+    In the child, the forking thread (renamed ``thread_name``) is the only
     thread and becomes ``threading.main_thread()``. It runs the prelude (fds
     other than 0/1/2 and ``keep_fds`` released, their numbers left on
     ``/dev/null``; signal handlers and wakeup fd reset; ``stdio`` policy

@@ -3,15 +3,17 @@ spawn tree's forkserver to fork for it. A subinterpreter-hosted child comes
 from a warm pool member when there is one (``spawn/pool``)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
+import outcome
 import trio
 
 from .._child_host import run_forked_child
 from .._contract import ChildSpec, HostKind, SpawnRequest
 from .._docs import FORK_WITH_LIVE_SUBINT_DOC
-from .._fork import SubinterpretersAliveError, can_fork_here
-from .._forked_process import fork_process
+from .._fork import FORKER, SubinterpretersAliveError, can_fork_here
+from .._forked_process import ForkedProcess, fork_process
 from .._process_handle import ProcessHandle
 from .._tree import current_forkserver_address
 from ..forkserver._client import spawn_via_forkserver
@@ -52,10 +54,30 @@ async def _fork_here(request: SpawnRequest, host: HostKind, forkserver: str | No
         pooled = await claim_member(request, spec)
         if pooled is not None:
             return pooled
-    return await trio.to_thread.run_sync(partial(
+    return await on_forker(partial(
         fork_process,
         partial(run_forked_child, spec),
         thread_name=f'tractor-subint-forker[{request.name}]',
         keep_fds=(request.ipc_fd,),
         stdio=request.stdio,
     ))
+
+
+async def on_forker(fork: Callable[[], ForkedProcess]) -> ForkedProcess:
+    """``fork()`` run on this process's forker thread (``_fork.FORKER``),
+    awaited: no trio worker thread per spawn, whose start would make the
+    event loop wait for the GIL while other threads fork. Like
+    ``trio.to_thread.run_sync``, not cancellable once submitted: a fork
+    that happens is returned, so that its child is never lost."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    result: list[outcome.Outcome[ForkedProcess]] = []
+
+    def job() -> None:
+        result.append(outcome.capture(fork))
+        token.run_sync_soon(done.set)
+
+    FORKER.submit(job)
+    with trio.CancelScope(shield=True):
+        await done.wait()
+    return result[0].unwrap()
