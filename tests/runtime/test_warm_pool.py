@@ -12,6 +12,8 @@ import _interpreters
 import os
 import select
 import signal
+import time
+from types import SimpleNamespace
 
 import actor_targets
 import pytest
@@ -174,12 +176,17 @@ async def test_a_burst_grows_an_adaptive_pool_and_claims_members_still_warming(m
     async with ts.open_nursery(start_method=SFS) as an:  # no size asked: the pool adapts
         pool = local_warm_pool(ENTRY)
         assert pool.size == 0  # dormant: a program's first spawn finds no member
+        pool.boot_cpu = 1e-6  # these two count as booted at once, however fast they run
         for i in range(2):  # one after another: the second wakes the pool
             await (await an.start_actor(f'seq{i}', enable_modules=MODULES)).cancel_actor()
         assert pool.size == DEFAULT_SIZE
+        assert pool.size == DEFAULT_SIZE  # one after another: no burst
         await trio.to_thread.run_sync(pool.refill)  # forked now, maybe not warm yet
         warming = set(pool.member_pids())
         assert len(warming) == DEFAULT_SIZE
+        # Every boot counts as lasting a minute, so that all of the burst's
+        # spawns are at once however slowly this machine runs them.
+        pool.boot_cpu = 60.0
         portals: list[ts.Portal] = []
 
         async def spawn(i: int) -> None:
@@ -188,14 +195,40 @@ async def test_a_burst_grows_an_adaptive_pool_and_claims_members_still_warming(m
         async with trio.open_nursery() as tn:
             for i in range(DEFAULT_SIZE + 2):
                 tn.start_soon(spawn, i)
-        # Grown to the burst (the two spawns before it count too if they
-        # fell within the burst window).
-        assert DEFAULT_SIZE + 2 <= pool.size <= DEFAULT_SIZE + 4
+        # Grown to the burst (the two spawns before it, booted, do not count).
+        assert pool.size == DEFAULT_SIZE + 2
         assert warming <= {p.pid for p in portals}  # members were claimed, ready or not
         for portal in portals:
             assert await portal.run(actor_targets.add, a=portal.pid, b=0) == portal.pid
-        await _ready_pool(pool.size)  # refilled to the new size
+        # The keeper refills once the burst's boots would leave a core spare
+        # (a minute from now, by this test's count): refill by hand instead.
+        assert pool.member_pids() == []
+        await trio.to_thread.run_sync(pool.refill)
+        await _ready_pool(pool.size)  # to the new size
         await an.cancel()
+
+
+@trio_parent_test(timeout=60)
+async def test_the_keeper_refills_only_once_a_burst_s_boots_leave_a_core_spare(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    keeper = _keeper(ENTRY, None)
+    keeper.pool.boot_cpu = 60.0  # a cold child's boot, as if measured
+    cpus = os.process_cpu_count() or 1
+    for _ in range(cpus + 2):
+        keeper.spawned(None)  # the spawns of a burst, each forking a cold child
+    assert keeper.pool.size == min(cpus + 2, keeper._sizing.cap)  # woken and grown
+    # cpus + 2 boots of 60 s share the cores: all end together, (cpus + 2) * 60 / cpus
+    # seconds from now, and only then is a core spare: no member is forked till then.
+    assert keeper.refill_at - time.monotonic() > 60.0
+    assert keeper.pool.member_pids() == []
+    close_local_pools()
+    keeper = _keeper(ENTRY, None)
+    keeper.spawned(None)  # a program's first spawn (cold): dormant
+    keeper.spawned(SimpleNamespace(ready=True))  # the second, a ready member: milliseconds
+    assert keeper.pool.size == DEFAULT_SIZE
+    assert keeper.refill_at - time.monotonic() < 1.0
+    await _ready_pool(DEFAULT_SIZE)  # refilled behind them
+    close_local_pools()
 
 
 @trio_parent_test(timeout=60)

@@ -13,8 +13,10 @@ import pytest
 
 from tractor_subint.spawn._contract import ChildSpec
 from tractor_subint.spawn._priority import BOOT_NICE, can_hurry
-from tractor_subint.spawn.pool import PoolKeeper, Sizing, WarmPool
-from tractor_subint.spawn.pool._member import WarmUp
+from tractor_subint.spawn.pool import DEFAULT_SIZE, PoolKeeper, Sizing, WarmPool
+from tractor_subint.spawn.pool._member import READY, WarmUp, parse_boot_cpu, ready_message
+from tractor_subint.spawn.pool._owner import REFILL_DELAY, PoolDemand
+from tractor_subint.spawn.pool._sizing import BOOT_CPU, HANDOUT_CPU, BootLoad
 
 # -- sizing ---------------------------------------------------------------------------
 
@@ -22,27 +24,27 @@ from tractor_subint.spawn.pool._member import WarmUp
 def test_an_explicit_size_is_kept_whatever_the_demand():
     sizing = Sizing(3, created=0.0, cap=8)
     for i in range(10):
-        assert sizing.asked(0.01 * i) == 3
+        assert sizing.wanted(i + 1, 0.01 * i) == 3
     assert sizing.tick(30.0) is None  # no shrinking either
 
 
 def test_an_explicit_size_warms_from_the_start():
     sizing = Sizing(2, created=0.0, cap=8)
     assert sizing.target == 2 and not sizing.dormant  # before any spawn asks
-    assert sizing.asked(0.0) == 2
+    assert sizing.wanted(1, 0.0) == 2
 
 
 def test_an_adaptive_pool_is_dormant_through_the_first_spawn_and_wakes_at_the_second():
     sizing = Sizing(None, created=0.0, cap=8, floor=2)
     assert sizing.target == 0 and sizing.dormant  # open, warming nothing
-    assert sizing.asked(0.0) == 0  # a one-actor program never pays for a pool
+    assert sizing.wanted(1, 0.0) == 0  # a one-actor program never pays for a pool
     assert sizing.dormant
     assert sizing.tick(30.0) is None  # dormant is not closed: only idleness closes it
-    assert sizing.asked(40.0) == 2  # the second spawn, however much later
+    assert sizing.wanted(1, 40.0) == 2  # the second spawn, however much later
     assert not sizing.dormant
 
 
-def test_a_concurrency_pool_is_dormant_through_the_first_spawn_too():
+def test_a_pool_woken_by_a_bigger_demand_takes_that_demand():
     sizing = Sizing(None, created=0.0, cap=8, floor=2)
     assert sizing.wanted(1, 0.0) == 0
     assert sizing.wanted(1, 5.0) == 2  # actors one after another: the start size
@@ -62,51 +64,141 @@ def test_a_dormant_pool_stays_dormant_when_a_nursery_asks_for_no_size():
 def test_awakening_a_dormant_pool_is_what_a_second_spawn_would_do():
     sizing = Sizing(None, created=0.0, cap=8, floor=2)
     assert sizing.awaken(1.0) == 2 and not sizing.dormant
-    assert sizing.asked(1.5) == 2  # no burst yet: one spawn counted
+    assert sizing.wanted(1, 1.5) == 2  # no burst yet: one spawn at once
     assert Sizing(4, created=0.0).awaken(1.0) == 4  # an explicit size is kept
 
 
+def _burst(sizing: Sizing, boots: BootLoad, n: int, at: float, cpu: float = BOOT_CPU) -> list[int]:
+    """``n`` spawns at once (each starts a boot of ``cpu`` seconds): the
+    target after each."""
+    targets = []
+    for i in range(n):
+        now = at + i / 1000
+        boots.started(cpu, now)
+        targets.append(sizing.wanted(boots.booting(now), now))
+    return targets
+
+
 def test_an_adaptive_pool_grows_to_a_burst_up_to_its_cap():
-    sizing = Sizing(None, created=0.0, cap=6, floor=2)
+    sizing, boots = Sizing(None, created=0.0, cap=6, floor=2), BootLoad(2, 0.0)
     assert sizing.target == 0
     # Dormant through the burst's first spawn, then the start size, then the burst.
-    assert [sizing.asked(1.0 + i / 100) for i in range(8)] == [0, 2, 3, 4, 5, 6, 6, 6]
+    assert _burst(sizing, boots, 8, 1.0) == [0, 2, 3, 4, 5, 6, 6, 6]
 
 
-def test_spawns_outside_the_burst_window_do_not_add_up():
-    sizing = Sizing(None, created=0.0, cap=8, floor=2, burst_window=1.0)
-    # One spawn every 2 s: no burst; the first one finds the pool dormant.
-    assert [sizing.asked(float(second * 2)) for second in range(5)] == [0, 2, 2, 2, 2]
+def test_spawns_one_after_another_never_grow_the_pool_however_fast():
+    sizing, boots = Sizing(None, created=0.0, cap=8, floor=2), BootLoad(2, 0.0)
+    # Each spawn comes once the one before has booted (a soak: spawn, use,
+    # cancel, again), 50 of them in a second: no burst, whatever the rate.
+    at = 0.0
+    for _ in range(50):
+        assert _burst(sizing, boots, 1, at, cpu=0.01)[0] <= 2
+        at += 0.02
+    # Cold spawns one after another: the same.
+    for _ in range(10):
+        assert _burst(sizing, boots, 1, at)[0] == 2
+        at += BOOT_CPU + 0.01
+    assert sizing.target == 2
+
+
+# -- when a fork pool refills ------------------------------------------------------------
+
+
+def test_boots_share_the_cores_and_one_alone_takes_one_core():
+    boots = BootLoad(2, 0.0)
+    boots.started(0.2, 0.0)
+    assert boots.booting(0.1) == 1
+    assert boots.spare_core_at(0.1) == 0.1  # one boot leaves the other core spare
+    assert boots.booting(0.21) == 0
+    for _ in range(4):
+        boots.started(0.2, 1.0)
+    # 4 boots on 2 cores: each at half speed, all done at 1.4 s; a core is
+    # spare once fewer than 2 boot, which is then too.
+    assert boots.spare_core_at(1.0) == pytest.approx(1.4)
+    assert boots.booting(1.3) == 4
+    assert boots.booting(1.41) == 0
+
+
+def test_a_burst_of_cold_spawns_leaves_a_core_spare_only_once_it_has_booted():
+    boots = BootLoad(2, 0.0)
+    for _ in range(8):
+        boots.started(0.2, 0.0)
+    assert boots.spare_core_at(0.0) == pytest.approx(0.8)  # 8 x 0.2 CPU s on 2 cores
+    boots.started(0.01, 0.5)  # a warm hand-out meanwhile: 9 boots share the cores
+    assert boots.spare_core_at(0.5) == pytest.approx(0.805)  # its 0.01 s more, shared
+    boots = BootLoad(2, 0.0)
+    boots.started(0.3, 0.0)
+    boots.started(0.1, 0.0)
+    # Both at full speed (2 cores): the shorter ends at 0.1, leaving a core spare.
+    assert boots.spare_core_at(0.0) == pytest.approx(0.1)
+    assert BootLoad(1, 0.0).spare_core_at(3.0) == 3.0
+
+
+class _Warming:
+    """A member claimed while it warms, ``spent`` CPU seconds into it."""
+
+    ready = False
+
+    def __init__(self, spent: float) -> None:
+        self.spent = spent
+
+    def cpu_seconds(self) -> float:
+        return self.spent
+
+
+def test_a_spawn_counts_what_its_child_has_left_to_boot():
+    pool = WarmPool(WarmUp(preload=(), sys_path=()), 0)
+    pool.boot_cpu = 0.2
+    demand = PoolDemand(pool, Sizing(None, created=0.0, cap=8), cpus=2, now=0.0)
+    assert demand.boot_left(None) == 0.2  # a cold child: a whole boot
+    assert demand.boot_left(_Warming(0.15)) == pytest.approx(0.05)  # the rest of its warm-up
+    assert demand.boot_left(_Warming(0.5)) == HANDOUT_CPU  # (said slower than measured)
+    ready = _Warming(0.2)
+    ready.ready = True
+    assert demand.boot_left(ready) == HANDOUT_CPU
+    # Two cold spawns at once on 2 cores: a core is spare once one is booted,
+    # and the refill comes REFILL_DELAY after that.
+    demand.spawned(None, now=1.0)
+    assert demand.refill_after == pytest.approx(1.0 + REFILL_DELAY)  # one alone: a core is spare
+    demand.spawned(None, now=1.0)
+    assert demand.refill_after == pytest.approx(1.2 + REFILL_DELAY)
+    assert pool.size == DEFAULT_SIZE  # woken by the second spawn
+
+
+def test_a_member_says_what_its_warm_up_cost():
+    assert parse_boot_cpu(ready_message()) is not None
+    assert parse_boot_cpu(READY + b'0.1875') == pytest.approx(0.1875)
+    for message in (READY, READY + b'nan', READY + b'inf', READY + b'-1', READY + b'x'):
+        assert parse_boot_cpu(message) is None
 
 
 def test_an_idle_adaptive_pool_halves_down_to_its_floor_then_closes():
     sizing = Sizing(None, created=0.0, cap=8, floor=2, shrink_after=10, idle_timeout=60)
-    for i in range(8):
-        sizing.asked(i / 100)
+    _burst(sizing, BootLoad(2, 0.0), 8, 0.0)
     assert sizing.target == 8
     assert sizing.tick(5.0) is None
-    assert sizing.next_deadline() == pytest.approx(10.07)
+    assert sizing.next_deadline() == pytest.approx(10.007)
     assert sizing.tick(10.1) == 4
     assert sizing.tick(15.0) is None
     assert sizing.tick(20.2) == 2
     assert sizing.tick(40.0) is None  # at the floor: only the idle timeout is left
-    assert sizing.next_deadline() == pytest.approx(60.07)
+    assert sizing.next_deadline() == pytest.approx(60.007)
     assert sizing.tick(60.1) == 0
 
 
 def test_a_spawn_restarts_the_idle_clock():
     sizing = Sizing(2, created=0.0, idle_timeout=60)
     assert sizing.tick(59.0) is None
-    sizing.asked(59.0)
+    sizing.wanted(1, 59.0)
     assert sizing.tick(110.0) is None
     assert sizing.tick(119.5) == 0
 
 
 def test_an_explicit_size_wins_over_adaptation_and_back():
     sizing = Sizing(None, created=0.0, cap=8, floor=2)
-    sizing.asked(0.0)
+    sizing.wanted(1, 0.0)
     sizing.set_fixed(5, 0.5)
-    assert sizing.asked(0.6) == 5 and sizing.target == 5
+    assert sizing.wanted(1, 0.6) == 5 and sizing.target == 5
     sizing.set_fixed(None, 1.0)
     assert sizing.target == 5  # adapts on from where it is
     assert sizing.tick(11.1) == 2

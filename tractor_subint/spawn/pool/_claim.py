@@ -33,7 +33,7 @@ from .._process_handle import ProcessHandle
 from .._wire import WireChannel
 from ._interpreters import close_interpreter_pools, local_interpreter_pools
 from ._member import WarmUp
-from ._owner import PoolKeeper, WarmPool
+from ._owner import Member, PoolKeeper, WarmPool
 from ._sizing import Sizing, explicit_size, pool_cap, pool_idle_timeout
 
 _keepers: dict[str, PoolKeeper] = {}
@@ -104,13 +104,14 @@ async def claim_member(request: SpawnRequest, spec: ChildSpec) -> ProcessHandle 
     if size == 0:
         return None
     keeper = _keeper(spec.entry, size)
-    keeper.asked()
+    taken: Member | None = None
     stdio = resolve_stdio_policy(request.stdio)
     inherit = stdio.mode == 'inherit'
     # What the spawner is now, not what it was when the member was forked.
     spec = replace(spec, sys_path=list(sys.path))
     try:
         while (member := keeper.pool.claim()) is not None:
+            taken = member
             handle = ForkedProcess(member.pid, report_fd=member.report_fd)
             try:
                 keeper.pool.hand_out(
@@ -128,13 +129,14 @@ async def claim_member(request: SpawnRequest, spec: ChildSpec) -> ProcessHandle 
                     handle.kill()
                     await handle.wait()
                 if isinstance(exc, OSError):
+                    taken = None
                     continue
                 raise
             member.control.close()
             return handle
-        return None
+        return None  # the caller forks one cold
     finally:
-        keeper.taken()  # refill behind us, once this child has booted
+        keeper.spawned(taken)  # refill behind us, once the boots leave a core
 
 
 async def _flush(control: WireChannel) -> None:

@@ -13,7 +13,7 @@ drains) or dies, the member exits.
 The protocol, both sides of which are here (:func:`handout_frame` is what
 the owner sends, :func:`serve_as_pool_member` what the member does):
 
-1. member -> owner: :data:`READY`, one byte, once warm;
+1. member -> owner: :data:`READY`, once warm, with the CPU seconds that took;
 2. owner -> member, at any time after the fork (a spawn may claim a member
    that is still warming rather than fork a cold child): one frame, the
    :class:`ChildSpec` to host, with the child's IPC socket attached and,
@@ -32,6 +32,7 @@ import select
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -45,7 +46,23 @@ from .._subint_host import SubintExecError, import_in_subint, new_subint
 from .._wire import WireChannel
 
 READY = b'R'
-"""What a member writes on its control socket once it is warm."""
+"""What a member writes on its control socket once it is warm, followed by
+the CPU seconds its warm-up took (ASCII: what a cold child's boot costs
+here, which the owner's refill timing counts on)."""
+
+
+def ready_message() -> bytes:
+    """:data:`READY` with this process's CPU seconds so far."""
+    return READY + f'{time.process_time():.4f}'.encode()
+
+
+def parse_boot_cpu(message: bytes) -> float | None:
+    """The CPU seconds a READY message says (None if it says none)."""
+    try:
+        seconds = float(message[len(READY):])
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float('inf') else None
 
 
 @dataclass(frozen=True)
@@ -125,7 +142,7 @@ def _await_handout(control: WireChannel, warming: _Warming) -> tuple[dict[str, A
             if fd == warming.done_fd:
                 poller.unregister(fd)
                 try:
-                    control.sock.send(READY)
+                    control.sock.send(ready_message())
                 except OSError:
                     pass  # the owner is gone: the next poll sees the hang-up
 

@@ -16,11 +16,13 @@ report pipe) from a process that holds no subinterpreter. The pool keeps
 handed out; when the pool closes, it is drained (idle members are killed
 and reaped). A spawn that finds no member forks cold.
 
-Under a keeper the size follows ``_sizing``: the spawn request's (a
-nursery's ``warm_pool``), else ``$TRACTOR_SUBINT_WARM_POOL``, else adaptive,
-starting dormant (size 0: nothing warms, the pool stays open) until the
-process's second spawn; 0 asked for turns it off. The forkserver's pool
-takes each request's size (``_sizing.pool_size``).
+Either owner sizes and refills its pool by the same rules
+(:class:`PoolDemand`, ``_sizing``): the spawn request's size (a nursery's
+``warm_pool``), else ``$TRACTOR_SUBINT_WARM_POOL``, else adaptive, starting
+dormant (size 0: nothing warms, the pool stays open) until the owner's
+second spawn and then following the spawns at once; 0 asked for turns it
+off. A refill waits until the children the spawns started leave a core
+spare.
 """
 from __future__ import annotations
 
@@ -39,19 +41,20 @@ from .._fds import close_fds
 from .._fork import SubinterpretersAliveError, fork_with_report
 from .._priority import hurry
 from .._wire import WireChannel
-from ._member import READY, WarmUp, handout_frame, serve_as_pool_member
-from ._sizing import Sizing
+from ._member import READY, WarmUp, handout_frame, parse_boot_cpu, serve_as_pool_member
+from ._sizing import BOOT_CPU, HANDOUT_CPU, BootLoad, Sizing
 
 BLOCKED_RETRY = 0.1
 """Seconds between refill attempts while this process holds a
 subinterpreter (and so must not fork)."""
 
 REFILL_DELAY = 0.03
-"""Seconds the keeper waits after a member was taken before it forks the
-replacement. The member it replaces boots in ~5 ms; a fork at once (and the
-new member's ~150 ms of imports) would compete with it for the CPU and
-stall the parent's loop meanwhile: measured on 2 cores, a hit took 8.8-9.4
-ms with an immediate refill and 6.0-6.3 ms with this delay."""
+"""Seconds the keeper waits, once the children its spawns started leave a
+core spare (``_sizing.BootLoad``), before it forks a replacement. A fork at
+once (and the new member's ~150 ms of imports) would compete with the
+booting child for the CPU and stall the parent's loop meanwhile: measured
+on 2 cores, a hit took 8.8-9.4 ms with an immediate refill and 6.0-6.3 ms
+with this delay."""
 
 REFILL_SPACING = 0.01
 """Seconds between two members the keeper forks. A fork holds this
@@ -60,6 +63,12 @@ that out; spaced, a refill of 8 costs the loop one fork at a time, not 8
 in a row."""
 
 ForkFn = Callable[..., tuple[int, int]]
+
+_CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
+
+_measured_boot_cpu = [BOOT_CPU]
+"""The latest warm-up cost a member of this process's pools said: a pool
+started afresh (after an idle close, say) starts from it."""
 
 
 @dataclass
@@ -73,6 +82,8 @@ class Member:
     ready: bool = False
     idle: bool = False
     """It warms under ``SCHED_IDLE`` until claimed (see ``spawn._priority``)."""
+    boot_cpu: float | None = None
+    """CPU seconds its warm-up took, as it said with READY."""
 
     def read_ready(self) -> bool:
         """Read what the member said: True once it said READY, False if it
@@ -86,7 +97,17 @@ class Member:
         if not data.startswith(READY):
             raise ConnectionResetError(f'warm pool member {self.pid} died while idle')
         self.ready = True
+        self.boot_cpu = parse_boot_cpu(data)
         return True
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds it has used so far (0.0 if that cannot be read)."""
+        try:
+            with open(f'/proc/{self.pid}/stat', 'rb') as stat:
+                fields = stat.read().rpartition(b')')[2].split()
+            return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
+        except (OSError, IndexError, ValueError):
+            return 0.0
 
 
 class WarmPool:
@@ -112,6 +133,13 @@ class WarmPool:
         self.refill_blocked = threading.Event()
         """Set while refilling waits for this process to be able to fork
         again (it holds a subinterpreter)."""
+        self.on_forked: Callable[[], None] | None = None
+        """Called after :meth:`refill` forked members (a keeper's wake-up:
+        it then watches them too, whoever refilled)."""
+        self.boot_cpu = _measured_boot_cpu[0]
+        """CPU seconds a member's warm-up took, the latest one said in this
+        process (a cold child's boot costs the same): what
+        ``_sizing.BootLoad`` counts a cold spawn for."""
         self._closed = False
 
     # -- driver side --------------------------------------------------------------
@@ -120,7 +148,12 @@ class WarmPool:
         """Fork members until there are :attr:`size` (at most ``limit`` of
         them now); return their control fds."""
         with self._refilling:
-            return self._refill(limit)
+            added = self._refill(limit)
+        if added:
+            self.refill_blocked.clear()  # whoever forked: this process can
+            if self.on_forked is not None:
+                self.on_forked()
+        return added
 
     def missing(self) -> int:
         """How many members short of :attr:`size` the pool is."""
@@ -178,6 +211,8 @@ class WarmPool:
                 return  # claimed meanwhile: not ours to watch any more
             try:
                 if member.read_ready():
+                    if member.boot_cpu is not None:
+                        self.boot_cpu = _measured_boot_cpu[0] = member.boot_cpu
                     self._lock.notify_all()
                 return
             except ConnectionResetError:
@@ -281,6 +316,75 @@ def _alive(control: WireChannel) -> bool:
     return not poller.poll(0)
 
 
+class PoolDemand:
+    """A pool's size and refill timing, the ``_sizing`` rules as one owner
+    applies them: thread-free and clock-free (times are ``time.monotonic()``
+    values passed in), so that the keeper thread here and the forkserver's
+    poll loop drive their pools alike. The caller serialises the calls."""
+
+    def __init__(self, pool: WarmPool, sizing: Sizing, *, cpus: int, now: float) -> None:
+        self.pool = pool
+        self.sizing = sizing
+        pool.size = sizing.target
+        self._boots = BootLoad(cpus, now)
+        """The children this pool's spawns started, still booting."""
+        self.refill_after = 0.0
+        """No member is forked before this time."""
+
+    def set_size(self, explicit: int | None, now: float) -> bool:
+        """The size a spawner asks for (None: adapt to demand); whether the
+        target changed."""
+        self.sizing.set_fixed(explicit, now)
+        resized = self.pool.size != self.sizing.target
+        self.pool.size = self.sizing.target
+        return resized
+
+    def spawned(self, member: Member | None, *, now: float) -> None:
+        """A spawn asked for a member and started a child: ``member``, ready
+        or still warming, or a cold one (None). Count it (a dormant pool
+        wakes at the second spawn, an adaptive one grows to the number of
+        spawns at once), and refill only once the children still booting
+        leave a core spare, plus :data:`REFILL_DELAY`."""
+        self._boots.started(self.boot_left(member), now)
+        self.pool.size = self.sizing.wanted(self._boots.booting(now), now)
+        self.refill_after = self._boots.spare_core_at(now) + REFILL_DELAY
+
+    def boot_left(self, member: Member | None) -> float:
+        """CPU seconds the child of a spawn still needs to boot: a cold one
+        all of a boot, a member still warming what it has not spent of one
+        yet, a ready one its hand-out."""
+        if member is None:
+            return self.pool.boot_cpu
+        if member.ready:
+            return HANDOUT_CPU
+        return max(HANDOUT_CPU, self.pool.boot_cpu - member.cpu_seconds())
+
+    def awaken(self, now: float) -> None:
+        """Wake a dormant pool as a second spawn would (``Sizing.awaken``)."""
+        self.pool.size = self.sizing.awaken(now)
+
+    def tick(self, now: float) -> int | None:
+        """Idleness at ``now`` (``Sizing.tick``): the new size, applied to the
+        pool (0: close it; the caller trims or drains), or None."""
+        target = self.sizing.tick(now)
+        if target is not None:
+            self.pool.size = target
+        return target
+
+    def forked_one(self, now: float) -> None:
+        """A member was just forked: the next one not before
+        :data:`REFILL_SPACING`."""
+        if self.pool.missing():
+            self.refill_after = max(self.refill_after, now + REFILL_SPACING)
+
+    def next_deadline(self, now: float) -> float:
+        """When :meth:`tick` or a refill may next have something to do."""
+        deadline = self.sizing.next_deadline()
+        if self.pool.missing():
+            deadline = min(deadline, max(now, self.refill_after))
+        return deadline
+
+
 class PoolKeeper:
     """Drives a :class:`WarmPool` from a thread: refills it, watches its
     members, and sizes it by its :class:`Sizing` rule, so that the owner's
@@ -290,17 +394,21 @@ class PoolKeeper:
     def __init__(self, pool: WarmPool, sizing: Sizing) -> None:
         self.pool = pool
         self._sizing = sizing
-        self._sizing_lock = threading.Lock()
-        pool.size = sizing.target
+        self._demand = PoolDemand(pool, sizing, cpus=os.process_cpu_count() or 1, now=time.monotonic())
+        self._demand_lock = threading.Lock()
+        pool.on_forked = self.wake  # members forked elsewhere are watched at once
         self._wake_r, self._wake_w = os.pipe()
-        self._refill_after = 0.0
-        """time.monotonic() before which the keeper does not refill."""
         self._stopping = False
         self.closed = False
         """Whether the pool is closed (by :meth:`close`, or idle for too long)."""
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name='tractor-subint-pool', daemon=True)
         self._thread.start()
+
+    @property
+    def refill_at(self) -> float:
+        """``time.monotonic()`` before which the keeper forks no member."""
+        return self._demand.refill_after
 
     def wake(self) -> None:
         """Look again now (the size changed, the pool closes)."""
@@ -311,28 +419,21 @@ class PoolKeeper:
 
     def set_size(self, explicit: int | None) -> None:
         """The size a nursery asks for (None: adapt to demand)."""
-        with self._sizing_lock:
-            self._sizing.set_fixed(explicit, time.monotonic())
-            resized = self.pool.size != self._sizing.target
-            self.pool.size = self._sizing.target
+        with self._demand_lock:
+            resized = self._demand.set_size(explicit, time.monotonic())
         if resized:
             self.wake()
 
-    def asked(self) -> None:
-        """A spawn asks for a member: count it (a dormant pool wakes at the
-        second, an adaptive pool grows to a burst's size)."""
-        with self._sizing_lock:
-            self.pool.size = self._sizing.asked(time.monotonic())
+    def spawned(self, member: Member | None) -> None:
+        """A spawn took ``member`` or found none (``PoolDemand.spawned``)."""
+        with self._demand_lock:
+            self._demand.spawned(member, now=time.monotonic())
+        self.wake()
 
     def awaken(self) -> None:
         """Wake a dormant pool as a second spawn would (``Sizing.awaken``)."""
-        with self._sizing_lock:
-            self.pool.size = self._sizing.awaken(time.monotonic())
-        self.wake()
-
-    def taken(self) -> None:
-        """A member was taken: refill after :data:`REFILL_DELAY`."""
-        self._refill_after = time.monotonic() + REFILL_DELAY
+        with self._demand_lock:
+            self._demand.awaken(time.monotonic())
         self.wake()
 
     def _run(self) -> None:
@@ -341,11 +442,10 @@ class PoolKeeper:
                 if not self._apply_sizing():
                     break
                 now = time.monotonic()
-                if self._refill_after <= now and not self._try_refill():
+                if self._demand.refill_after <= now and self.pool.missing() and not self._try_refill():
                     continue
-                deadline = self._sizing.next_deadline()
-                if self._refill_after > now:
-                    deadline = min(deadline, self._refill_after)
+                with self._demand_lock:
+                    deadline = self._demand.next_deadline(time.monotonic())
                 timeout_ms = max(0, int((deadline - now) * 1000) + 1)
                 poller = select.poll()
                 poller.register(self._wake_r, select.POLLIN)
@@ -364,10 +464,8 @@ class PoolKeeper:
 
     def _apply_sizing(self) -> bool:
         """Shrink (or close) the pool if it has been idle; False once closed."""
-        with self._sizing_lock:
-            target = self._sizing.tick(time.monotonic())
-            if target is not None:
-                self.pool.size = target
+        with self._demand_lock:
+            target = self._demand.tick(time.monotonic())
         if target == 0:
             return False
         if target is not None:
@@ -381,13 +479,14 @@ class PoolKeeper:
         tries again after :data:`BLOCKED_RETRY` instead of dying."""
         try:
             self.pool.refill(limit=1)
-            if self.pool.missing():
-                self._refill_after = max(self._refill_after, time.monotonic() + REFILL_SPACING)
+            with self._demand_lock:
+                self._demand.forked_one(time.monotonic())
         except SubinterpretersAliveError:
             # Decided by the refusal itself: asking can_fork_here() now could
             # find the subinterpreter already gone, and the keeper would die.
             self.pool.refill_blocked.set()
-            self._refill_after = time.monotonic() + BLOCKED_RETRY
+            with self._demand_lock:
+                self._demand.refill_after = time.monotonic() + BLOCKED_RETRY
             return False
         self.pool.refill_blocked.clear()
         return True
