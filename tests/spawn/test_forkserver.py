@@ -34,6 +34,7 @@ from tractor_subint.spawn.forkserver import (
     spawn_via_forkserver,
     start_forkserver,
 )
+from tractor_subint.spawn.pool._sizing import DEFAULT_SIZE
 from tractor_subint.testing import descendants, trio_parent_test
 
 HOSTS = pytest.mark.parametrize('host', ['main', 'subint'])
@@ -47,7 +48,8 @@ def forkserver():
 
 
 async def spawn(
-    address: str, fn: str, payload: bytes = b'', *, host: str = 'main', **request_kw: object,
+    address: str, fn: str, payload: bytes = b'', *, host: str = 'main', warm_pool: int | None = 0,
+    **request_kw: object,
 ) -> tuple[ForkserverChild, LineReader]:
     """Spawn ``_forkserver_entries.fn`` through the forkserver at ``address``;
     return its handle and our end of its IPC socket."""
@@ -57,7 +59,7 @@ async def spawn(
             name=fn, entry=f'{ENTRIES}:{fn}', boot_payload=payload, ipc_fd=theirs.fileno(),
             **request_kw,  # type: ignore[arg-type]
         )
-        child = await spawn_via_forkserver(address, request, host=host)  # type: ignore[arg-type]
+        child = await spawn_via_forkserver(address, request, host=host, warm_pool=warm_pool)  # type: ignore[arg-type]
     except BaseException:
         ours.close()
         raise
@@ -83,6 +85,46 @@ async def test_child_echoes_payload_over_its_ipc_socket(forkserver, host):
     assert child.exit_status.returncode == 0 and child.child_exception is None
     assert not child.status_lost
     assert os.environ.get(ENV_VAR) is None  # the request's env is the child's only
+
+
+def _members(server_pid: int) -> list[int]:
+    """The server's warm pool members (its children named ``ts:warm``)."""
+    return [p.pid for p in descendants(server_pid) if p.ppid == server_pid and p.comm == 'ts:warm']
+
+
+async def _echoed(address: str, *, warm_pool: int | None) -> int:
+    """A subint child that echoes and exits, waited for; its pid."""
+    child, peer = await spawn(address, 'echo', b'x', host='subint', warm_pool=warm_pool)
+    async with child:
+        report = json.loads(await peer.receive_line())
+    await peer.aclose()
+    assert report['pid'] == child.pid and child.returncode == 0
+    return child.pid
+
+
+async def _members_count(server_pid: int, count: int) -> list[int]:
+    with trio.fail_after(30):
+        while len(members := _members(server_pid)) != count:
+            await trio.sleep(0.05)
+    return members
+
+
+@trio_parent_test(timeout=60)
+async def test_the_server_s_adaptive_pool_is_dormant_until_the_second_subint_request(forkserver):
+    # The first subint child of a tree must not pay for members forked
+    # beside it; the second wakes the pool to its start size.
+    first = await _echoed(forkserver.address, warm_pool=None)  # its exit reported:
+    assert _members(forkserver.pid) == []  # the server has looped since the request
+    second = await _echoed(forkserver.address, warm_pool=None)
+    members = await _members_count(forkserver.pid, DEFAULT_SIZE)
+    assert second not in members and first not in members
+
+
+@trio_parent_test(timeout=60)
+async def test_an_explicit_size_warms_the_server_s_pool_from_the_first_request(forkserver):
+    await _echoed(forkserver.address, warm_pool=3)
+    members = await _members_count(forkserver.pid, 3)
+    assert (await _echoed(forkserver.address, warm_pool=3)) in members  # a hit, not a cold fork
 
 
 @trio_parent_test(timeout=30)

@@ -18,7 +18,7 @@ from .._process_handle import ProcessHandle
 from .._tree import current_forkserver_address
 from ..forkserver._client import spawn_via_forkserver
 from ..pool._claim import claim_member
-from ..pool._sizing import pool_size
+from ..pool._sizing import explicit_size
 
 
 async def spawn_forked(request: SpawnRequest, host: HostKind) -> ProcessHandle:
@@ -41,7 +41,7 @@ async def spawn_forked(request: SpawnRequest, host: HostKind) -> ProcessHandle:
             f'must not fork, and it belongs to no spawn tree with a forkserver to fork for '
             f'it (open one with tractor_subint.spawn.open_tree(); see {FORK_WITH_LIVE_SUBINT_DOC})'
         )
-    warm_pool = pool_size(request.warm_pool) if host == 'subint' else 0
+    warm_pool = explicit_size(request.warm_pool) if host == 'subint' else 0
     return await spawn_via_forkserver(forkserver, request, host=host, warm_pool=warm_pool)
 
 

@@ -162,7 +162,9 @@ def _exception_info(obj: object) -> ChildExceptionInfo | None:
     )
 
 
-def _request_frame(address: str, request: SpawnRequest, host: HostKind, warm_pool: int) -> dict[str, Any]:
+def _request_frame(
+    address: str, request: SpawnRequest, host: HostKind, warm_pool: int | None,
+) -> dict[str, Any]:
     # Resolved here: the policy (and $TRACTOR_SUBINT_CHILD_STDIO) is the
     # requester's, and a bad one fails before anything is sent.
     stdio = resolve_stdio_policy(request.stdio)
@@ -195,13 +197,15 @@ async def _receive_frame(channel: WireChannel) -> tuple[dict[str, Any], list[int
 
 
 async def spawn_via_forkserver(
-    address: str, request: SpawnRequest, *, host: HostKind, warm_pool: int = 0,
+    address: str, request: SpawnRequest, *, host: HostKind, warm_pool: int | None = 0,
 ) -> ForkserverChild:
     """Ask the forkserver at ``address`` to fork a child that hosts
     ``request.entry`` in ``host`` (see ``_child_host``); return a handle on it.
 
     ``warm_pool`` is the size of the server's warm pool for such children
-    (0: fork cold); the backend resolves it (``request.warm_pool`` may be None).
+    (0: fork cold; None: the pool adapts, as a process's own does, dormant
+    until the tree's second such request); the backend resolves it from
+    ``request.warm_pool`` and ``$TRACTOR_SUBINT_WARM_POOL``.
 
     The child gets ``request.env`` on top of the server's environment (the
     owner's, when it started the server) and this process's ``sys.path``,
@@ -219,7 +223,7 @@ async def spawn_via_forkserver(
     """
     if host not in HOST_KINDS:
         raise ValueError(f'host must be one of {HOST_KINDS}, got {host!r}')
-    if warm_pool < 0:
+    if warm_pool is not None and warm_pool < 0:
         raise ValueError(f'warm_pool must be a size >= 0, got {warm_pool}')
     frame = _request_frame(address, request, host, warm_pool)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

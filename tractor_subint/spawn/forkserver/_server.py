@@ -17,6 +17,8 @@ import select
 import signal
 import socket
 import sys
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn
@@ -30,9 +32,11 @@ from .._fds import close_fds
 from .._fork import fork_with_report
 from .._hooks import hook_enabled
 from .._prelude import name_this_process, resolve_stdio_policy
+from .._priority import can_hurry
 from .._wire import WireChannel
 from ..pool._member import WarmUp
-from ..pool._owner import WarmPool
+from ..pool._owner import PoolDemand, WarmPool
+from ..pool._sizing import Sizing, pool_cap, pool_idle_timeout
 from ._names import SAVED_PYTHONPATH, SERVER_MODULE
 
 
@@ -40,7 +44,9 @@ from ._names import SAVED_PYTHONPATH, SERVER_MODULE
 class _Request:
     child: ChildSpec
     stdio: str
-    warm_pool: int
+    warm_pool: int | None
+    """The pool's size the requester asked for; None: the pool adapts
+    (``pool._sizing``: dormant until the tree's second such request)."""
 
     @classmethod
     def parse(cls, frame: dict[str, Any], fds: list[int]) -> _Request:
@@ -56,8 +62,8 @@ class _Request:
             raise ValueError(f'stdio must be a string, got {stdio!r}')
         resolve_stdio_policy(stdio)  # validate before forking
         warm_pool = frame.get('warm_pool', 0)
-        if not isinstance(warm_pool, int) or warm_pool < 0:
-            raise ValueError(f'warm_pool must be a size >= 0, got {warm_pool!r}')
+        if warm_pool is not None and (not isinstance(warm_pool, int) or warm_pool < 0):
+            raise ValueError(f'warm_pool must be a size >= 0 or null, got {warm_pool!r}')
         return cls(spec, stdio, warm_pool)
 
 
@@ -111,8 +117,9 @@ class _Server:
         self._close_when_flushed: set[int] = set()
         self._children: dict[int, _Child] = {}
         """By pidfd."""
-        self._pools: dict[str, WarmPool] = {}
-        """Warm pools for subinterpreter-hosted children, by entry."""
+        self._pools: dict[str, PoolDemand] = {}
+        """Warm pools for subinterpreter-hosted children, by entry, each
+        sized and refilled by the rules a process's own pool follows."""
         self._pool_fds: dict[int, WarmPool] = {}
         """Members' control sockets, while they are in a pool."""
         self._stopping = False
@@ -123,7 +130,7 @@ class _Server:
         self._poller.register(self._lifeline_fd, select.POLLIN)
         while not self._stopping:
             try:
-                events = self._poller.poll()
+                events = self._poller.poll(self._timeout_ms())
             except InterruptedError:
                 continue
             # The whole batch is handled even once stopping: a child reaped
@@ -228,14 +235,25 @@ class _Server:
         """Hand ``request`` to a pool member, ready or still warming:
         ``(pid, report_fd)``, or None (no pool for it, or no member: fork cold)."""
         spec = request.child
-        if spec.host != 'subint' or not request.warm_pool:
+        if spec.host != 'subint' or request.warm_pool == 0:
             return None
-        pool = self._pools.get(spec.entry)
-        if pool is None:
-            warm_up = WarmUp((spec.entry.partition(':')[0],), tuple(spec.sys_path or sys.path))
-            pool = self._pools[spec.entry] = WarmPool(warm_up, request.warm_pool)
-        pool.size = request.warm_pool
+        now = time.monotonic()
+        demand = self._pools.get(spec.entry)
+        if demand is None:
+            warm_up = WarmUp(
+                (spec.entry.partition(':')[0],), tuple(spec.sys_path or sys.path), idle=can_hurry(),
+            )
+            sizing = Sizing(
+                request.warm_pool, created=now, cap=pool_cap(), idle_timeout=pool_idle_timeout(),
+            )
+            demand = self._pools[spec.entry] = PoolDemand(
+                WarmPool(warm_up, sizing.target), sizing, cpus=os.process_cpu_count() or 1, now=now,
+            )
+        else:
+            demand.set_size(request.warm_pool, now)
+        pool = demand.pool
         member = pool.claim()
+        demand.spawned(member, now=now)
         if member is None:
             return None
         self._unwatch_member(member.control.fileno())
@@ -247,10 +265,38 @@ class _Server:
         return member.pid, member.report_fd
 
     def _refill_pools(self) -> None:
-        for pool in self._pools.values():
-            for fd in pool.refill():
-                self._pool_fds[fd] = pool
-                self._poller.register(fd, select.POLLIN | select.POLLRDHUP)
+        """Shrink or close idle pools; fork one member where one is missing
+        and its time has come (``PoolDemand``: never while a burst boots)."""
+        now = time.monotonic()
+        for entry, demand in list(self._pools.items()):
+            target = demand.tick(now)
+            if target == 0:
+                del self._pools[entry]  # idle for too long: the next request starts afresh
+                self._unwatch_pool(demand.pool, keep=())
+                demand.pool.drain()
+                continue
+            if target is not None:
+                demand.pool.trim()
+                self._unwatch_pool(demand.pool, keep=demand.pool.watched_fds())
+            if demand.refill_after <= now and demand.pool.missing():
+                for fd in demand.pool.refill(limit=1):
+                    self._pool_fds[fd] = demand.pool
+                    self._poller.register(fd, select.POLLIN | select.POLLRDHUP)
+                demand.forked_one(time.monotonic())
+
+    def _timeout_ms(self) -> int | None:
+        """How long the poll may wait: until the next pool's deadline."""
+        if not self._pools:
+            return None
+        now = time.monotonic()
+        deadline = min(demand.next_deadline(now) for demand in self._pools.values())
+        return max(0, int((deadline - now) * 1000) + 1)
+
+    def _unwatch_pool(self, pool: WarmPool, keep: Iterable[int]) -> None:
+        """Stop watching ``pool``'s members other than ``keep``."""
+        kept = set(keep)
+        for fd in [fd for fd, owner in self._pool_fds.items() if owner is pool and fd not in kept]:
+            self._unwatch_member(fd)
 
     def _unwatch_member(self, fd: int) -> None:
         del self._pool_fds[fd]
@@ -340,8 +386,8 @@ class _Server:
             self._reap(child)
         for channel in list(self._channels.values()):
             channel.close()
-        for pool in self._pools.values():
-            pool.drain()
+        for demand in self._pools.values():
+            demand.pool.drain()
 
 
 def serve(listen_fd: int, lifeline_fd: int) -> None:
