@@ -24,6 +24,7 @@ import tractor_subint as ts
 from tractor_subint.runtime._boot import ENTRY
 from tractor_subint.spawn import close_local_pools, local_warm_pool
 from tractor_subint.spawn.pool._claim import _keeper
+from tractor_subint.spawn.pool._owner import REFILL_DELAY
 from tractor_subint.spawn.pool._sizing import DEFAULT_SIZE, ENV_VAR, IDLE_ENV_VAR
 from tractor_subint.testing import descendants, trio_parent_test
 
@@ -223,6 +224,9 @@ async def test_the_keeper_refills_only_once_a_burst_s_boots_leave_a_core_spare(m
     assert keeper.pool.member_pids() == []
     close_local_pools()
     keeper = _keeper(ENTRY, None)
+    before = time.monotonic()
+    keeper.claiming()  # a spawn is about to claim: the keeper holds off meanwhile
+    assert keeper.refill_at >= before + REFILL_DELAY
     keeper.spawned(None)  # a program's first spawn (cold): dormant
     keeper.spawned(SimpleNamespace(ready=True))  # the second, a ready member: milliseconds
     assert keeper.pool.size == DEFAULT_SIZE

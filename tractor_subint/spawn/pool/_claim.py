@@ -104,6 +104,7 @@ async def claim_member(request: SpawnRequest, spec: ChildSpec) -> ProcessHandle 
     if size == 0:
         return None
     keeper = _keeper(spec.entry, size)
+    keeper.claiming()
     taken: Member | None = None
     stdio = resolve_stdio_policy(request.stdio)
     inherit = stdio.mode == 'inherit'

@@ -424,6 +424,15 @@ class PoolKeeper:
         if resized:
             self.wake()
 
+    def claiming(self) -> None:
+        """A spawn is about to take a member: no refill before it says what
+        it started (:meth:`spawned`). The member it takes hangs up its
+        control socket, which wakes this thread; without this, a refill
+        whose time had come before the spawn would fork in the middle of it."""
+        with self._demand_lock:
+            now = time.monotonic()
+            self._demand.refill_after = max(self._demand.refill_after, now + REFILL_DELAY)
+
     def spawned(self, member: Member | None) -> None:
         """A spawn took ``member`` or found none (``PoolDemand.spawned``)."""
         with self._demand_lock:
