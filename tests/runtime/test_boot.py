@@ -5,42 +5,43 @@ import signal
 
 import actor_targets
 import pytest
-import trio
 from _rt_helpers import not_reaped
 
 import tractor_subint as ts
+from tractor_subint.runtime import _supervise
 from tractor_subint.testing import trio_parent_test
 
 HOOKS = 'TRACTOR_SUBINT_TEST_HOOKS'
-# A boot failure is reported at once; "promptly" leaves room for a cold
-# interpreter start (trio backend) on a loaded machine, but stays under the
-# runtime's BOOT_REAP_TIMEOUT (3 s), so waiting that out would be caught.
-PROMPT = 2.5
 
 
-async def _spawn_failure(modules: list[str]) -> tuple[ts.ActorFailure, float]:
+@pytest.fixture(autouse=True)
+def boot_reap_waits_for_ever(monkeypatch):
+    """A boot failure is reported as soon as the child is gone, not after the
+    runtime's bound on waiting for it (``BOOT_REAP_TIMEOUT``): with that bound
+    out of reach, waiting it out would run into the test's own timeout."""
+    monkeypatch.setattr(_supervise, 'BOOT_REAP_TIMEOUT', 3600.0)
+
+
+async def _spawn_failure(modules: list[str]) -> ts.ActorFailure:
     async with ts.open_nursery() as an:
-        started = trio.current_time()
         with pytest.raises(ts.ActorFailure) as info:
             await an.start_actor('doomed', enable_modules=modules)
-        elapsed = trio.current_time() - started
         assert an.children == []  # the failed child is not kept
-    return info.value, elapsed
+    return info.value
 
 
 @trio_parent_test(timeout=20)
 async def test_unimportable_module_is_a_boot_failure(start_method):
-    err, elapsed = await _spawn_failure(['actor_targets', 'no_such_module_for_tractor_subint'])
+    err = await _spawn_failure(['actor_targets', 'no_such_module_for_tractor_subint'])
     assert err.remote_error is not None, str(err)
     assert err.remote_error.type_name == 'ModuleNotFoundError'
     assert 'no_such_module_for_tractor_subint' in str(err)
     assert err.traceback is not None and 'ModuleNotFoundError' in err.traceback
-    assert elapsed < PROMPT, f'boot failure took {elapsed:.2f}s'
 
 
 @trio_parent_test(timeout=20)
 async def test_module_raising_at_import_is_a_boot_failure(start_method):
-    err, elapsed = await _spawn_failure(['boot_crash_raise'])
+    err = await _spawn_failure(['boot_crash_raise'])
     assert err.remote_error is not None, str(err)
     assert err.remote_error.type_name == 'boot_crash_raise.BootCrashError'
     assert err.traceback is not None
@@ -48,29 +49,26 @@ async def test_module_raising_at_import_is_a_boot_failure(start_method):
     assert 'boot_crash_raise.py' in err.traceback
     assert '_explode' in err.traceback
     assert 'boot_crash_raise refuses to be imported' in str(err)
-    assert elapsed < PROMPT, f'boot failure took {elapsed:.2f}s'
 
 
 @pytest.mark.needs_own_process(reason='the actor ends its process')
 @trio_parent_test(timeout=20)
 async def test_module_exiting_at_import_is_a_boot_failure(start_method):
-    err, elapsed = await _spawn_failure(['boot_crash_exit'])
+    err = await _spawn_failure(['boot_crash_exit'])
     assert err.returncode == 3, str(err)
     assert err.exit_status is not None and err.exit_status.returncode == 3
     assert err.exit_status.signal is None
     assert err.remote_error is None
-    assert elapsed < PROMPT, f'boot failure took {elapsed:.2f}s'
 
 
 @pytest.mark.needs_own_process(reason='the actor ends its process')
 @trio_parent_test(timeout=20)
 async def test_module_segfaulting_at_import_is_a_boot_failure(start_method):
-    err, elapsed = await _spawn_failure(['boot_crash_segv'])
+    err = await _spawn_failure(['boot_crash_segv'])
     assert err.exit_status is not None, str(err)
     assert err.exit_status.signal == signal.SIGSEGV, str(err)
     assert err.returncode == -signal.SIGSEGV
     assert 'SIGSEGV' in err.exit_status.describe()
-    assert elapsed < PROMPT, f'boot failure took {elapsed:.2f}s'
 
 
 @trio_parent_test(timeout=20)
@@ -94,9 +92,6 @@ async def test_child_dying_before_ready_with_late_listener(start_method, monkeyp
     # listening half a second later: a prompt ActorFailure, no hang.
     monkeypatch.setenv(HOOKS, 'child_exit_before_ready=3,parent_before_handshake=0.5')
     async with ts.open_nursery() as an:
-        started = trio.current_time()
         with pytest.raises(ts.ActorFailure) as info:
             await an.start_actor('dies-early', enable_modules=['actor_targets'])
-        elapsed = trio.current_time() - started
     assert info.value.returncode == 3, str(info.value)
-    assert elapsed < 0.5 + PROMPT, f'spawn failure took {elapsed:.2f}s'
