@@ -23,6 +23,7 @@ from _rt_helpers import not_reaped
 import tractor_subint as ts
 from tractor_subint.runtime._boot import ENTRY
 from tractor_subint.spawn import close_local_pools, local_warm_pool
+from tractor_subint.spawn.pool import _owner
 from tractor_subint.spawn.pool._claim import _keeper
 from tractor_subint.spawn.pool._owner import REFILL_DELAY
 from tractor_subint.spawn.pool._sizing import DEFAULT_SIZE, ENV_VAR, IDLE_ENV_VAR
@@ -186,8 +187,11 @@ async def test_a_burst_grows_an_adaptive_pool_and_claims_members_still_warming(m
         warming = set(pool.member_pids())
         assert len(warming) == DEFAULT_SIZE
         # Every boot counts as lasting a minute, so that all of the burst's
-        # spawns are at once however slowly this machine runs them.
+        # spawns are at once however slowly this machine runs them; a member
+        # already warm when claimed too (its hand-out would count as 5 ms,
+        # and whether it is warm by then is the machine's timing).
         pool.boot_cpu = 60.0
+        monkeypatch.setattr(_owner, 'HANDOUT_CPU', 60.0)
         portals: list[ts.Portal] = []
 
         async def spawn(i: int) -> None:
