@@ -221,7 +221,7 @@ async def test_the_keeper_refills_only_once_a_burst_s_boots_leave_a_core_spare(m
     cpus = os.process_cpu_count() or 1
     for _ in range(cpus + 2):
         keeper.spawned(None)  # the spawns of a burst, each forking a cold child
-    assert keeper.pool.size == min(cpus + 2, keeper._sizing.cap)  # woken and grown
+    assert keeper.pool.size == min(cpus + 2, keeper._demand.sizing.cap)  # woken and grown
     # cpus + 2 boots of 60 s share the cores: all end together, (cpus + 2) * 60 / cpus
     # seconds from now, and only then is a core spare: no member is forked till then.
     assert keeper.refill_at - time.monotonic() > 60.0

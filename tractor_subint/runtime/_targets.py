@@ -77,7 +77,7 @@ def returns_directly(fn: Callable[..., object]) -> bool:
     try:
         return _returns_directly(fn)
     except TypeError:  # unhashable: asked afresh
-        return not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn))
+        return _returns_directly.__wrapped__(fn)
 
 
 @functools.lru_cache(maxsize=1024)

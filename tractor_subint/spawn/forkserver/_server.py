@@ -35,7 +35,7 @@ from .._prelude import name_this_process, resolve_stdio_policy
 from .._priority import can_hurry
 from .._wire import WireChannel
 from ..pool._member import WarmUp
-from ..pool._owner import PoolDemand, WarmPool
+from ..pool._owner import PoolDemand, WarmPool, poll_timeout_ms
 from ..pool._sizing import Sizing, pool_cap, pool_idle_timeout
 from ._names import SAVED_PYTHONPATH, SERVER_MODULE
 
@@ -290,7 +290,7 @@ class _Server:
             return None
         now = time.monotonic()
         deadline = min(demand.next_deadline(now) for demand in self._pools.values())
-        return max(0, int((deadline - now) * 1000) + 1)
+        return poll_timeout_ms(deadline, now)
 
     def _unwatch_pool(self, pool: WarmPool, keep: Iterable[int]) -> None:
         """Stop watching ``pool``'s members other than ``keep``."""

@@ -35,7 +35,6 @@ __all__ = [
     'close_local_pools',
     'local_warm_pool',
     'interpreter_pool',
-    'pool_size',
     'pooled_interpreters',
     'warm_up',
 ]
@@ -55,11 +54,10 @@ if TYPE_CHECKING:
     from ._sizing import DEFAULT_SIZE as DEFAULT_SIZE
     from ._sizing import ENV_VAR as ENV_VAR
     from ._sizing import Sizing as Sizing
-    from ._sizing import pool_size as pool_size
 
 __getattr__, __dir__ = lazy_module(__name__, {
     '._claim': ('aclose_local_pools', 'claim_member', 'close_local_pools', 'local_warm_pool', 'warm_up'),
     '._interpreters': ('close_interpreter_pools', 'interpreter_pool', 'pooled_interpreters'),
     '._owner': ('PoolKeeper', 'WarmPool'),
-    '._sizing': ('CAP_ENV_VAR', 'DEFAULT_SIZE', 'ENV_VAR', 'Sizing', 'pool_size'),
+    '._sizing': ('CAP_ENV_VAR', 'DEFAULT_SIZE', 'ENV_VAR', 'Sizing'),
 })

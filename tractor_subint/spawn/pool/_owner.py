@@ -316,6 +316,12 @@ def _alive(control: WireChannel) -> bool:
     return not poller.poll(0)
 
 
+def poll_timeout_ms(deadline: float, now: float) -> int:
+    """A ``poll()`` timeout that ends just after ``deadline`` (whole ms,
+    rounded up: a poll that woke a little early would spin)."""
+    return max(0, int((deadline - now) * 1000) + 1)
+
+
 class PoolDemand:
     """A pool's size and refill timing, the ``_sizing`` rules as one owner
     applies them: thread-free and clock-free (times are ``time.monotonic()``
@@ -393,7 +399,6 @@ class PoolKeeper:
 
     def __init__(self, pool: WarmPool, sizing: Sizing) -> None:
         self.pool = pool
-        self._sizing = sizing
         self._demand = PoolDemand(pool, sizing, cpus=os.process_cpu_count() or 1, now=time.monotonic())
         self._demand_lock = threading.Lock()
         pool.on_forked = self.wake  # members forked elsewhere are watched at once
@@ -455,7 +460,7 @@ class PoolKeeper:
                     continue
                 with self._demand_lock:
                     deadline = self._demand.next_deadline(time.monotonic())
-                timeout_ms = max(0, int((deadline - now) * 1000) + 1)
+                timeout_ms = poll_timeout_ms(deadline, now)
                 poller = select.poll()
                 poller.register(self._wake_r, select.POLLIN)
                 for fd in self.pool.watched_fds():

@@ -83,13 +83,6 @@ def explicit_size(requested: int | None) -> int | None:
     return requested
 
 
-def pool_size(requested: int | None) -> int:
-    """A fixed size: :func:`explicit_size`, else :data:`DEFAULT_SIZE` (0: no
-    pool). An adaptive pool starts dormant instead (:class:`Sizing`)."""
-    size = explicit_size(requested)
-    return DEFAULT_SIZE if size is None else size
-
-
 def pool_cap() -> int:
     """The most members an adaptive pool keeps: ``$TRACTOR_SUBINT_WARM_POOL_MAX``,
     else :data:`DEFAULT_CAP`."""
